@@ -36,58 +36,58 @@ const (
 
 // Status values (SCT<<8 | SC) a host and our target use (reference §6.1).
 const (
-	StatusSuccess                 Status = 0x000
-	StatusInvalidOpcode           Status = 0x001
-	StatusInvalidField            Status = 0x002
-	StatusCIDConflict             Status = 0x003
-	StatusDataTransferError       Status = 0x004
-	StatusAbortedPowerLoss        Status = 0x005
-	StatusInternalError           Status = 0x006
-	StatusAbortRequested          Status = 0x007
-	StatusAbortedSQDeletion       Status = 0x008
-	StatusInvalidNamespace        Status = 0x00B
-	StatusCommandSequenceError    Status = 0x00C
-	StatusInvalidSGLSegment       Status = 0x00D
-	StatusInvalidSGLCount         Status = 0x00E
-	StatusDataSGLLengthInvalid    Status = 0x00F
-	StatusSGLTypeInvalid          Status = 0x011
-	StatusInvalidSGLOffset        Status = 0x016
-	StatusHostIDInconsistent      Status = 0x018
-	StatusKeepAliveExpired        Status = 0x019
-	StatusKeepAliveInvalid        Status = 0x01A
-	StatusAbortedPreempt          Status = 0x01B
-	StatusNSWriteProtected        Status = 0x020
-	StatusCommandInterrupted      Status = 0x021
-	StatusTransientTransport      Status = 0x022
-	StatusLBARange                Status = 0x080
-	StatusCapacityExceeded        Status = 0x081
-	StatusNSNotReady              Status = 0x082
-	StatusReservationConflict     Status = 0x083
-	StatusFormatInProgress        Status = 0x084
-	StatusInvalidQID              Status = 0x101
-	StatusInvalidQueueSize        Status = 0x102
-	StatusAERLimitExceeded        Status = 0x105
-	StatusInvalidLogPage          Status = 0x109
-	StatusFeatureNotSaveable      Status = 0x10D
-	StatusFeatureNotChangeable    Status = 0x10E
-	StatusFeatureNotNSSpecific    Status = 0x10F
-	StatusConnectIncompatible     Status = 0x180
-	StatusConnectCtrlBusy         Status = 0x181
-	StatusConnectInvalidParam     Status = 0x182
-	StatusConnectRestartDisc      Status = 0x183
-	StatusConnectInvalidHost      Status = 0x184
-	StatusAuthRequired            Status = 0x191
-	StatusWriteFault              Status = 0x280
-	StatusUnrecoveredRead         Status = 0x281
-	StatusAccessDenied            Status = 0x286
-	StatusDeallocatedBlock        Status = 0x287
-	StatusInternalPathError       Status = 0x300
-	StatusANAPersistentLoss       Status = 0x301
-	StatusANAInaccessible         Status = 0x302
-	StatusANATransition           Status = 0x303
-	StatusControllerPathError     Status = 0x360
-	StatusHostPathError           Status = 0x370
-	StatusHostAborted             Status = 0x371
+	StatusSuccess              Status = 0x000
+	StatusInvalidOpcode        Status = 0x001
+	StatusInvalidField         Status = 0x002
+	StatusCIDConflict          Status = 0x003
+	StatusDataTransferError    Status = 0x004
+	StatusAbortedPowerLoss     Status = 0x005
+	StatusInternalError        Status = 0x006
+	StatusAbortRequested       Status = 0x007
+	StatusAbortedSQDeletion    Status = 0x008
+	StatusInvalidNamespace     Status = 0x00B
+	StatusCommandSequenceError Status = 0x00C
+	StatusInvalidSGLSegment    Status = 0x00D
+	StatusInvalidSGLCount      Status = 0x00E
+	StatusDataSGLLengthInvalid Status = 0x00F
+	StatusSGLTypeInvalid       Status = 0x011
+	StatusInvalidSGLOffset     Status = 0x016
+	StatusHostIDInconsistent   Status = 0x018
+	StatusKeepAliveExpired     Status = 0x019
+	StatusKeepAliveInvalid     Status = 0x01A
+	StatusAbortedPreempt       Status = 0x01B
+	StatusNSWriteProtected     Status = 0x020
+	StatusCommandInterrupted   Status = 0x021
+	StatusTransientTransport   Status = 0x022
+	StatusLBARange             Status = 0x080
+	StatusCapacityExceeded     Status = 0x081
+	StatusNSNotReady           Status = 0x082
+	StatusReservationConflict  Status = 0x083
+	StatusFormatInProgress     Status = 0x084
+	StatusInvalidQID           Status = 0x101
+	StatusInvalidQueueSize     Status = 0x102
+	StatusAERLimitExceeded     Status = 0x105
+	StatusInvalidLogPage       Status = 0x109
+	StatusFeatureNotSaveable   Status = 0x10D
+	StatusFeatureNotChangeable Status = 0x10E
+	StatusFeatureNotNSSpecific Status = 0x10F
+	StatusConnectIncompatible  Status = 0x180
+	StatusConnectCtrlBusy      Status = 0x181
+	StatusConnectInvalidParam  Status = 0x182
+	StatusConnectRestartDisc   Status = 0x183
+	StatusConnectInvalidHost   Status = 0x184
+	StatusAuthRequired         Status = 0x191
+	StatusWriteFault           Status = 0x280
+	StatusUnrecoveredRead      Status = 0x281
+	StatusAccessDenied         Status = 0x286
+	StatusDeallocatedBlock     Status = 0x287
+	StatusInternalPathError    Status = 0x300
+	StatusANAPersistentLoss    Status = 0x301
+	StatusANAInaccessible      Status = 0x302
+	StatusANATransition        Status = 0x303
+	StatusControllerPathError  Status = 0x360
+	StatusHostPathError        Status = 0x370
+	StatusHostAborted          Status = 0x371
 )
 
 // SC returns the Status Code.
@@ -199,13 +199,13 @@ func (s Status) Errno() syscall.Errno {
 		return 0
 	case StatusCapacityExceeded:
 		return syscall.ENOSPC
-	case StatusNSWriteProtected, 0x182 | 0x100: // Write to Read Only Range (SCT1/0x82)
+	case StatusNSWriteProtected:
 		return syscall.EROFS
 	case StatusLBARange, StatusCommandInterrupted, StatusNSNotReady:
 		return syscall.EREMOTEIO
 	case StatusConnectIncompatible, StatusConnectRestartDisc, StatusInvalidOpcode, StatusInvalidField, StatusInvalidNamespace:
 		return syscall.EOPNOTSUPP
-	case StatusWriteFault, StatusUnrecoveredRead, StatusDeallocatedBlock, StatusAccessDenied, 0x285:
+	case StatusWriteFault, StatusUnrecoveredRead, StatusDeallocatedBlock, StatusAccessDenied, 0x285, 0x182:
 		return syscall.ENODATA
 	case 0x282, 0x283, 0x284, 0x181:
 		return syscall.EILSEQ
