@@ -1,0 +1,31 @@
+package nvme
+
+// Feature identifiers (reference §4.3).
+const (
+	FeatNumQueues        = 0x07
+	FeatAsyncEventConfig = 0x0B
+	FeatTimestamp        = 0x0E
+	FeatKeepAliveTimer   = 0x0F
+)
+
+// Asynchronous Event Configuration bits (CDW11 of FeatAsyncEventConfig),
+// the same bits as Identify OAES.
+const (
+	AENCfgNSAttr          = 1 << 8
+	AENCfgFWActivation    = 1 << 9
+	AENCfgANAChange       = 1 << 11
+	AENCfgDiscoveryChange = 1 << 31
+)
+
+// NumQueues encodes the Number of Queues feature value for n submission and
+// n completion queues (1's based count in, 0's based fields out).
+func NumQueues(n int) uint32 {
+	v := uint32(n-1) & 0xFFFF
+	return v | v<<16
+}
+
+// ParseNumQueues decodes a Number of Queues value (CDW11 or completion DW0)
+// into 1's based submission and completion queue counts.
+func ParseNumQueues(v uint32) (nsq, ncq int) {
+	return int(v&0xFFFF) + 1, int(v>>16) + 1
+}
