@@ -130,14 +130,14 @@ type CSTS uint32
 
 // CSTS fields and values.
 const (
-	CSTSRdy          CSTS = 1 << 0
-	CSTSCFS          CSTS = 1 << 1
-	CSTSShstNormal   CSTS = 0 << 2
+	CSTSRdy           CSTS = 1 << 0
+	CSTSCFS           CSTS = 1 << 1
+	CSTSShstNormal    CSTS = 0 << 2
 	CSTSShstOccurring CSTS = 1 << 2
-	CSTSShstComplete CSTS = 2 << 2
-	CSTSShstMask     CSTS = 3 << 2
-	CSTSNSSRO        CSTS = 1 << 4
-	CSTSPP           CSTS = 1 << 5
+	CSTSShstComplete  CSTS = 2 << 2
+	CSTSShstMask      CSTS = 3 << 2
+	CSTSNSSRO         CSTS = 1 << 4
+	CSTSPP            CSTS = 1 << 5
 )
 
 // RDY reports Ready.
