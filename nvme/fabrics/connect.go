@@ -23,8 +23,9 @@ const AdminInCapsuleMax = 8192
 // controller (dynamic controller model).
 const CNTLIDDynamic = 0xFFFF
 
-// MaxNQNLen is the longest NQN (NVMF_NQN_SIZE), excluding the NUL.
-const MaxNQNLen = 223
+// NQNSize is Linux's NVMF_NQN_SIZE: the kernel rejects hostnqn= and nqn=
+// options of NQNSize bytes or more.
+const NQNSize = 223
 
 // CATTRDisableSQFlow is the Connect CATTR bit disabling SQ flow control.
 const CATTRDisableSQFlow = 1 << 2
