@@ -65,7 +65,8 @@ const (
 )
 
 // DiscoveryLogEntry is one 1024-byte discovery log entry. TrSvcID, SubNQN
-// and TrAddr are decoded without NUL and trailing-space padding.
+// and TrAddr are decoded up to the first NUL (at most field size - 1 bytes)
+// without trailing-space padding.
 type DiscoveryLogEntry struct {
 	TrType, AdrFam, SubType, TReq uint8
 	PortID, CNTLID, ASQSZ, EFlags uint16
@@ -145,9 +146,9 @@ func ParseDiscoveryLogEntries(b []byte, n int) ([]DiscoveryLogEntry, error) {
 			CNTLID:  le.Uint16(e[dleCNTLID:]),
 			ASQSZ:   le.Uint16(e[dleASQSZ:]),
 			EFlags:  le.Uint16(e[dleEFlags:]),
-			TrSvcID: trimField(e[dleTrSvcID : dleTrSvcID+lenTrSvcID]),
-			SubNQN:  trimField(e[dleSubNQN : dleSubNQN+lenNQNFld]),
-			TrAddr:  trimField(e[dleTrAddr : dleTrAddr+lenTrAddr]),
+			TrSvcID: trimField(e[dleTrSvcID : dleTrSvcID+lenTrSvcID-1]),
+			SubNQN:  trimField(e[dleSubNQN : dleSubNQN+lenNQNFld-1]),
+			TrAddr:  trimField(e[dleTrAddr : dleTrAddr+lenTrAddr-1]),
 			SecType: e[dleSecType],
 		}
 	}

@@ -101,7 +101,7 @@ const (
 // (CNS 0x01) that hosts and our target use. SerialNumber, ModelNumber and
 // FirmwareRev hold the raw fixed-width fields including their space padding,
 // as Linux shows them in sysfs; Marshal pads shorter strings with spaces.
-// SubNQN is NUL-terminated on the wire.
+// SubNQN is NUL-terminated on the wire (at most 255 bytes are read).
 type IdentifyController struct {
 	VID, SSVID   uint16
 	SerialNumber string
@@ -254,7 +254,7 @@ func ParseIdentifyController(b []byte) (*IdentifyController, error) {
 		VWC:          b[idcVWC],
 		SGLS:         le.Uint32(b[idcSGLS:]),
 		MNAN:         le.Uint32(b[idcMNAN:]),
-		SubNQN:       cString(b[idcSUBNQN : idcSUBNQN+lenNQNFld]),
+		SubNQN:       cString(b[idcSUBNQN : idcSUBNQN+lenNQNFld-1]), // always NUL-terminated
 		IOCCSZ:       le.Uint32(b[idcIOCCSZ:]),
 		IORCSZ:       le.Uint32(b[idcIORCSZ:]),
 		ICDOFF:       le.Uint16(b[idcICDOFF:]),
