@@ -1,0 +1,103 @@
+package mpath
+
+import (
+	"sync/atomic"
+)
+
+// path flags owned by mpath (the driver's own state is behind PathDriver).
+const (
+	flagNotReady   uint32 = 1 << iota // capacity/block size differ from the head's (NS_READY clear)
+	flagANAPending                    // failed with an ANA error; waiting for Changed
+	flagRemoved                       // RemovePath was called
+)
+
+// Path is one controller's view of a head's namespace.
+type Path struct {
+	flags atomic.Uint32
+	idx   atomic.Int32 // index in the head's current snapshot, a hint for round-robin
+
+	drv  PathDriver
+	ctrl *Controller
+	head *Head
+	name string
+	info atomic.Pointer[HeadInfo]
+
+	stats    ioStats
+	failover atomic.Uint64
+	retry    atomic.Uint64
+	errors   atomic.Uint64
+}
+
+// Name returns the path name (e.g. "nvme0c1n1").
+func (p *Path) Name() string { return p.name }
+
+// Controller returns the controller the path goes through.
+func (p *Path) Controller() *Controller { return p.ctrl }
+
+// Head returns the head the path belongs to.
+func (p *Path) Head() *Head { return p.head }
+
+// Driver returns the path's driver.
+func (p *Path) Driver() PathDriver { return p.drv }
+
+// Info returns the geometry reported through this path.
+func (p *Path) Info() HeadInfo { return *p.info.Load() }
+
+// Ready reports that the path's geometry matches its head's (the kernel's NS_READY).
+// A path that is not ready is never selected.
+func (p *Path) Ready() bool { return p.flags.Load()&flagNotReady == 0 }
+
+// ANAPending reports that the path failed with an ANA error and the driver has not
+// called Changed since.
+func (p *Path) ANAPending() bool { return p.flags.Load()&flagANAPending != 0 }
+
+// Usable reports whether path selection may pick the path right now: it is ready,
+// not ANA-pending, not removed, not Disabled and optimized or non-optimized.
+func (p *Path) Usable() bool {
+	_, ok := p.state()
+	return ok
+}
+
+// state returns the access state and whether the path is usable. This is the one
+// predicate shared by every policy (nvme_path_is_disabled plus the ANA check).
+func (p *Path) state() (AccessState, bool) {
+	if p.flags.Load() != 0 {
+		return StateOther, false
+	}
+	st := p.drv.AccessState()
+	if st >= StateOther || p.drv.Disabled() {
+		return st, false
+	}
+	return st, true
+}
+
+// Stats returns the path's I/O statistics (one I/O per submission attempt).
+func (p *Path) Stats() IOStat { return p.stats.snapshot() }
+
+// Counters returns the path's diag/ counters.
+func (p *Path) Counters() PathCounters {
+	return PathCounters{
+		FailoverCount: p.failover.Load(),
+		RetryCount:    p.retry.Load(),
+		ErrorCount:    p.errors.Load(),
+	}
+}
+
+// Changed must be called by the driver after any change of the path's access state,
+// controller state, or availability. It clears the ANA-pending mark, drops cached
+// current paths of the head so selection re-runs, and wakes requests queued for
+// lack of a usable path.
+func (p *Path) Changed() {
+	p.flags.And(^flagANAPending)
+	h := p.head
+	h.clearCache()
+	h.wake()
+}
+
+// UpdateInfo records new geometry reported through this path (after a rescan or
+// resize) and revalidates the head like nvme_mpath_revalidate_paths: the head takes
+// this geometry, and every path whose geometry differs is marked not ready.
+func (p *Path) UpdateInfo(info HeadInfo) {
+	p.info.Store(&info)
+	p.head.revalidate(info)
+}
