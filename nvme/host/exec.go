@@ -1,0 +1,227 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/mpathfs/mpathfs/nvme"
+)
+
+// Exec runs one I/O command on an I/O queue chosen round-robin (an atomic
+// counter, no lock). data is the command's data buffer: sent for writes,
+// filled for reads, used in place (no copy). Exec does not allocate.
+//
+// The error is nil iff a success completion arrived. Otherwise:
+//   - nvme.Status: the controller completed the command with that status
+//     (an ANA error also schedules an ANA log re-read);
+//   - *AbortedError (unwraps to nvme.StatusHostAborted, 0x371): the command
+//     was in flight when the connection was lost (or timed out) and was
+//     cancelled by error recovery;
+//   - nvme.StatusHostPathError (0x370): the controller is not LIVE
+//     (resetting, connecting, deleting (no IO), dead). It is returned at
+//     once in every non-live state, also while fast_io_fail has not
+//     expired: this package does not queue. The multipath layer above
+//     decides between requeueing (Available() true) and failing;
+//   - the context's error if ctx ended first.
+func (c *Controller) Exec(ctx context.Context, cmd *nvme.Command, data []byte) (nvme.Completion, error) {
+	a := c.cur.Load()
+	if s := State(c.stateA.Load()); a == nil || (s != StateLive && s != StateDeleting) || len(a.io) == 0 {
+		return nvme.Completion{}, nvme.StatusHostPathError
+	}
+	q := a.io[c.rr.Add(1)%uint32(len(a.io))]
+	cqe, err := q.Exec(ctx, cmd, data)
+	if err != nil {
+		return cqe, c.lost(a, err)
+	}
+	if !cqe.Status.OK() {
+		if cqe.Status.IsANAError() && a.anaUsed {
+			kick(a.anaKick)
+		}
+		return cqe, cqe.Status
+	}
+	return cqe, nil
+}
+
+// lost classifies a command that got no completion.
+func (c *Controller) lost(a *assoc, err error) error {
+	if isQueueLoss(err) {
+		c.errorRecovery(a, err)
+		return a.aborted(err)
+	}
+	return err
+}
+
+// AdminExec runs one admin command (with the admin timeout) on the live
+// association; errors as for Exec.
+func (c *Controller) AdminExec(ctx context.Context, cmd *nvme.Command, data []byte) (nvme.Completion, error) {
+	a, err := c.live()
+	if err != nil {
+		return nvme.Completion{}, err
+	}
+	return c.adminCmd(ctx, a, cmd, data)
+}
+
+func (c *Controller) getCmd() *ioCmd  { return c.ioPool.Get().(*ioCmd) }
+func (c *Controller) putCmd(x *ioCmd) { c.ioPool.Put(x) }
+
+// execPooled runs x.cmd and recycles x unless the command may still be in
+// the transport's hands (no completion).
+func (c *Controller) execPooled(ctx context.Context, x *ioCmd, data []byte) error {
+	_, err := c.Exec(ctx, &x.cmd, data)
+	if err == nil || isStatus(err) {
+		c.putCmd(x)
+	}
+	return err
+}
+
+func isStatus(err error) bool {
+	_, ok := err.(nvme.Status)
+	return ok
+}
+
+// geometry returns the block size of nsid and the most blocks one command
+// may carry (MDTS, max transfer, 16-bit NLB).
+func (c *Controller) geometry(nsid uint32) (bs int, maxBlocks int, err error) {
+	g, ok := (*c.geom.Load())[nsid]
+	if !ok {
+		return 0, 0, fmt.Errorf("%w: nsid %d", ErrNoNamespace, nsid)
+	}
+	bs = int(g.bs)
+	maxBlocks = 1 << 16
+	if a := c.cur.Load(); a != nil && a.maxXfer > 0 {
+		maxBlocks = min(maxBlocks, max(a.maxXfer/bs, 1))
+	}
+	return bs, maxBlocks, nil
+}
+
+// Read reads len(buf) bytes (a multiple of the block size) from nsid at
+// slba into buf, split at the maximum transfer size.
+func (c *Controller) Read(ctx context.Context, nsid uint32, slba uint64, buf []byte) error {
+	return c.rw(ctx, nvme.IORead, nsid, slba, buf)
+}
+
+// Write writes buf (a multiple of the block size) to nsid at slba, split
+// at the maximum transfer size.
+func (c *Controller) Write(ctx context.Context, nsid uint32, slba uint64, buf []byte) error {
+	return c.rw(ctx, nvme.IOWrite, nsid, slba, buf)
+}
+
+func (c *Controller) rw(ctx context.Context, op nvme.IOOpcode, nsid uint32, slba uint64, buf []byte) error {
+	bs, maxBlocks, err := c.geometry(nsid)
+	if err != nil {
+		return err
+	}
+	if len(buf)%bs != 0 {
+		return fmt.Errorf("%w: %d bytes, block size %d", ErrUnaligned, len(buf), bs)
+	}
+	chunk := maxBlocks * bs
+	for off := 0; off < len(buf); off += chunk {
+		n := min(chunk, len(buf)-off)
+		x := c.getCmd()
+		if op == nvme.IORead {
+			x.cmd = nvme.NewRead(nsid, slba+uint64(off/bs), uint32(n/bs))
+		} else {
+			x.cmd = nvme.NewWrite(nsid, slba+uint64(off/bs), uint32(n/bs))
+		}
+		if err := c.execPooled(ctx, x, buf[off:off+n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Flush flushes nsid's volatile write cache.
+func (c *Controller) Flush(ctx context.Context, nsid uint32) error {
+	x := c.getCmd()
+	x.cmd = nvme.NewFlush(nsid)
+	return c.execPooled(ctx, x, nil)
+}
+
+// WriteZeroes zeroes nlb blocks from slba (split at 65536 blocks per
+// command).
+func (c *Controller) WriteZeroes(ctx context.Context, nsid uint32, slba, nlb uint64) error {
+	for nlb > 0 {
+		n := min(nlb, 1<<16)
+		x := c.getCmd()
+		x.cmd = nvme.NewWriteZeroes(nsid, slba, uint32(n), false)
+		if err := c.execPooled(ctx, x, nil); err != nil {
+			return err
+		}
+		slba += n
+		nlb -= n
+	}
+	return nil
+}
+
+// Deallocate deallocates (discards) nlb blocks from slba with Dataset
+// Management, one range per command.
+func (c *Controller) Deallocate(ctx context.Context, nsid uint32, slba, nlb uint64) error {
+	for nlb > 0 {
+		n := min(nlb, math.MaxUint32)
+		x := c.getCmd()
+		x.cmd = nvme.NewDeallocate(nsid, 1)
+		nvme.MarshalDSMRange(x.buf[:nvme.DSMRangeSize], slba, uint32(n))
+		if err := c.execPooled(ctx, x, x.buf[:nvme.DSMRangeSize]); err != nil {
+			return err
+		}
+		slba += n
+		nlb -= n
+	}
+	return nil
+}
+
+// ReservationRegister registers (nvme.ResvRegister), unregisters or
+// replaces (ResvReplace) a reservation key: crkey is the current key,
+// nrkey the new one; cptpl is the persist-through-power-loss change.
+func (c *Controller) ReservationRegister(ctx context.Context, nsid uint32, action uint8, crkey, nrkey uint64, iekey bool, cptpl uint8) error {
+	x := c.getCmd()
+	x.cmd = nvme.NewReservationRegister(nsid, action, iekey, cptpl)
+	d := x.buf[:nvme.ResvRegisterDataSize]
+	nvme.MarshalReservationKeys(d, crkey, nrkey)
+	return c.execPooled(ctx, x, d)
+}
+
+// ReservationAcquire acquires (nvme.ResvAcquire) or preempts
+// (ResvPreempt, ResvPreemptAbort, prkey = the key to preempt) a
+// reservation of type rtype.
+func (c *Controller) ReservationAcquire(ctx context.Context, nsid uint32, action uint8, rtype nvme.ReservationType, crkey, prkey uint64, iekey bool) error {
+	x := c.getCmd()
+	x.cmd = nvme.NewReservationAcquire(nsid, action, iekey, rtype)
+	d := x.buf[:nvme.ResvAcquireDataSize]
+	nvme.MarshalReservationKeys(d, crkey, prkey)
+	return c.execPooled(ctx, x, d)
+}
+
+// ReservationRelease releases (nvme.ResvRelease) or clears (ResvClear) the
+// reservation.
+func (c *Controller) ReservationRelease(ctx context.Context, nsid uint32, action uint8, rtype nvme.ReservationType, crkey uint64, iekey bool) error {
+	x := c.getCmd()
+	x.cmd = nvme.NewReservationRelease(nsid, action, iekey, rtype)
+	d := x.buf[:nvme.ResvReleaseDataSize]
+	nvme.MarshalReservationKeys(d, crkey, 0)
+	return c.execPooled(ctx, x, d)
+}
+
+// ReservationReport returns the reservation status (extended data
+// structure, EDS=1, the format the Linux target supports), re-reading
+// with a larger buffer if the registrants did not fit.
+func (c *Controller) ReservationReport(ctx context.Context, nsid uint32) (*nvme.ReservationStatus, error) {
+	size := 4096
+	for {
+		buf := make([]byte, size)
+		cmd := nvme.NewReservationReport(nsid, uint32(size), true)
+		if _, err := c.Exec(ctx, &cmd, buf); err != nil {
+			return nil, err
+		}
+		r, regctl, err := nvme.ParseReservationStatus(buf)
+		if err != nil {
+			return nil, err
+		}
+		need := nvme.ResvStatusHeaderSize + int(regctl)*nvme.ResvStatusEntrySize
+		if need <= size || size >= 1<<20 {
+			return r, nil
+		}
+		size = need
+	}
+}

@@ -1,0 +1,279 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mpathfs/mpathfs/nvme/fabrics"
+)
+
+// Errors of the reconnect policy.
+var (
+	// ErrCtrlLoss: ctrl_loss_tmo ran out (or a Connect failed with DNR)
+	// and the controller went dead.
+	ErrCtrlLoss = errors.New("nvme host: controller lost, giving up reconnecting")
+)
+
+// errorRecovery is nvme_tcp_error_recovery: if a is the live association,
+// LIVE -> RESETTING and the recovery work runs in the background: tear a
+// down (in-flight commands fail with *AbortedError), -> CONNECTING, then
+// reconnect every reconnect_delay. Anything else (not live, an old
+// association, closing) is ignored, so every trigger may call it.
+func (c *Controller) errorRecovery(a *assoc, cause error) {
+	if !c.beginBackground() {
+		return
+	}
+	if !c.changeState(StateResetting, a, cause) {
+		c.bg.Done()
+		return
+	}
+	c.log.Warn("starting error recovery", "cause", cause)
+	go func() {
+		defer c.bg.Done()
+		c.resetWork(a, cause, false)
+	}()
+}
+
+// beginBackground registers a background goroutine unless Close started.
+func (c *Controller) beginBackground() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.bg.Add(1)
+	return true
+}
+
+// resetWork tears a down, moves RESETTING -> CONNECTING and reconnects;
+// immediate makes the first attempt at once (Reset) rather than after
+// reconnect_delay (error recovery).
+func (c *Controller) resetWork(a *assoc, cause error, immediate bool) {
+	a.teardown()
+	if !c.changeState(StateConnecting, nil, cause) {
+		return
+	}
+	c.reconnectLoop(immediate)
+}
+
+// maxReconnects is ceil(ctrl_loss_tmo / reconnect_delay), -1 = forever.
+func maxReconnects(o fabrics.Options) int {
+	if o.CtrlLossTmo < 0 {
+		return -1
+	}
+	d := o.ReconnectDelay
+	if d <= 0 {
+		d = time.Second
+	}
+	return int((o.CtrlLossTmo + d - 1) / d)
+}
+
+// reconnectLoop runs full connect sequences (a new association, a new
+// controller on the target) until one goes LIVE, the controller is closed,
+// max reconnects is reached or a setup fails with DNR; the last two
+// delete the controller and leave it dead.
+func (c *Controller) reconnectLoop(immediate bool) {
+	limit := maxReconnects(c.opts)
+	delay := c.opts.ReconnectDelay
+	if delay <= 0 {
+		delay = time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for n := 0; ; {
+		if !immediate {
+			if limit >= 0 && n >= limit {
+				c.giveUp(fmt.Errorf("%w: %d reconnect attempts (ctrl_loss_tmo %s)", ErrCtrlLoss, n, c.opts.CtrlLossTmo))
+				return
+			}
+			c.log.Info(fmt.Sprintf("Reconnecting in %d seconds...", int(delay/time.Second)), "delay", delay)
+			t := c.clk.NewTimer(delay)
+			select {
+			case <-t.C():
+			case <-c.stop:
+				t.Stop()
+				return
+			}
+			n++
+		}
+		immediate = false
+		a, err := c.setupAssoc(ctx)
+		if err == nil {
+			if c.goLive(a) {
+				c.log.Info("Successfully reconnected", "attempt", n, "cntlid", a.cntlid)
+			} else {
+				a.teardown()
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if limit >= 0 {
+			c.log.Info(fmt.Sprintf("Failed reconnect attempt %d/%d", n, limit), "error", err)
+		} else {
+			c.log.Info(fmt.Sprintf("Failed reconnect attempt %d", n), "error", err)
+		}
+		if statusWithDNR(err) {
+			c.giveUp(fmt.Errorf("%w: %w", ErrCtrlLoss, err))
+			return
+		}
+	}
+}
+
+// giveUp deletes the controller after a lost connection: CONNECTING ->
+// DELETING -> DEAD. Subscribers see both events; I/O fails with
+// StatusHostPathError from now on.
+func (c *Controller) giveUp(cause error) {
+	c.log.Error("Removing controller", "cause", cause)
+	if c.changeState(StateDeleting, nil, cause) {
+		c.changeState(StateDead, nil, cause)
+	}
+}
+
+// startFailfastLocked arms fast_io_fail_tmo on entering CONNECTING (from
+// RESETTING). Called with c.mu held.
+func (c *Controller) startFailfastLocked() {
+	tmo := c.opts.FastIOFailTmo
+	if tmo < 0 {
+		return
+	}
+	c.failfast = c.clk.AfterFunc(tmo, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.state != StateConnecting {
+			return
+		}
+		c.failfastExpired.Store(true)
+		c.log.Info("failfast expired")
+	})
+}
+
+// stopFailfastLocked cancels the fast_io_fail timer and clears the
+// expired flag (LIVE, deleting). Called with c.mu held.
+func (c *Controller) stopFailfastLocked() {
+	if c.failfast != nil {
+		c.failfast.Stop()
+		c.failfast = nil
+	}
+	c.failfastExpired.Store(false)
+}
+
+// Reset resets the controller (sysfs reset_controller): LIVE ->
+// RESETTING, tear down, reconnect at once (then every reconnect_delay on
+// failure). It waits until the controller is LIVE again (nil), dead or
+// deleted (error), or ctx ends.
+func (c *Controller) Reset(ctx context.Context) error {
+	a := c.cur.Load()
+	if !c.beginBackground() {
+		return ErrClosed
+	}
+	if a == nil || !c.changeState(StateResetting, a, errors.New("reset requested")) {
+		c.bg.Done()
+		return fmt.Errorf("nvme host: cannot reset in state %s", c.State())
+	}
+	go func() {
+		defer c.bg.Done()
+		c.resetWork(a, errors.New("reset requested"), true)
+	}()
+	return c.WaitState(ctx, func(s State) bool { return s != StateResetting && s != StateConnecting }, func(s State) error {
+		if s == StateLive {
+			return nil
+		}
+		return fmt.Errorf("nvme host: reset ended in state %s", s)
+	})
+}
+
+// WaitState blocks until cond(state) holds or ctx ends, then returns
+// result(state) (or ctx's error).
+func (c *Controller) WaitState(ctx context.Context, cond func(State) bool, result func(State) error) error {
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.stateCond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !cond(c.state) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c.stateCond.Wait()
+	}
+	if result == nil {
+		return nil
+	}
+	return result(c.state)
+}
+
+// Close deletes the controller: DELETING (stop keep-alive, AER, reconnects),
+// DELETING (NO IO), close the I/O queues, CC.SHN = normal and wait for
+// CSTS.SHST = complete (bounded by the shutdown timeout and ctx), close the
+// admin queue. In-flight commands fail with *AbortedError. Idempotent: a
+// second call returns the first result.
+func (c *Controller) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() { c.closeErr = c.doClose(ctx) })
+	return c.closeErr
+}
+
+func (c *Controller) doClose(ctx context.Context) error {
+	c.mu.Lock()
+	c.closing = true
+	close(c.stop)
+	c.mu.Unlock()
+	c.bg.Wait() // reconnect and recovery work exit on c.stop
+
+	c.mu.Lock()
+	a := c.assoc
+	st := c.state
+	c.mu.Unlock()
+	var err error
+	switch st {
+	case StateLive:
+		c.changeState(StateDeleting, nil, nil)
+		a.stopBackground()
+		c.changeState(StateDeletingNoIO, nil, nil)
+		err = c.shutdown(ctx, a)
+	case StateResetting, StateConnecting:
+		c.changeState(StateDeleting, nil, nil)
+		if a != nil {
+			a.teardown()
+		}
+		c.changeState(StateDeletingNoIO, nil, nil)
+	case StateDead:
+		c.changeState(StateDeletingNoIO, nil, nil)
+	}
+	c.events.close()
+	return err
+}
+
+// shutdown closes the I/O queues, then CC.SHN=01 on the admin queue, waits
+// for CSTS.SHST=10 and closes the admin queue (nvme_disable_ctrl with
+// shutdown).
+func (c *Controller) shutdown(ctx context.Context, a *assoc) error {
+	for _, q := range a.io {
+		q.Close()
+	}
+	defer a.teardown()
+	cc := a.cc&^fabrics.CCShnMask | fabrics.CCShnNormal
+	if err := c.propSet(ctx, a, fabrics.RegCC, uint64(cc)); err != nil {
+		return fmt.Errorf("nvme host: shutdown: %w", err)
+	}
+	err := c.waitCSTS(ctx, a, c.cfg.shutdownTimeout, func(s fabrics.CSTS) (bool, error) {
+		return s&fabrics.CSTSShstMask == fabrics.CSTSShstComplete, nil
+	})
+	if err != nil {
+		return fmt.Errorf("nvme host: shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/fabrics"
+)
+
+// scan lists the active namespaces (Identify CNS 0x02, paging while a page
+// is full), then per NSID reads the identification descriptors (CNS 0x03,
+// if VS >= 1.3; an error skips the namespace, as in Linux) and Identify
+// Namespace (CNS 0x00; NCAP 0 means not present). Caller holds c.scanMu.
+func (c *Controller) scan(ctx context.Context, a *assoc) ([]Namespace, error) {
+	buf := make([]byte, nvme.IdentifyDataSize)
+	var nsids []uint32
+pages:
+	for prev := uint32(0); ; {
+		cmd := nvme.NewIdentify(nvme.CNSActiveNSList, prev, 0, 0)
+		if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
+			return nil, fmt.Errorf("nvme host: active namespace list: %w", err)
+		}
+		page := nvme.ParseNSIDList(buf)
+		for _, id := range page {
+			if id <= prev { // not ascending: stop rather than loop
+				break pages
+			}
+			nsids = append(nsids, id)
+			prev = id
+		}
+		if len(page) < maxNSIDsPerPage {
+			break
+		}
+	}
+	out := make([]Namespace, 0, len(nsids))
+	descs := a.vs >= fabrics.MakeVS(1, 3, 0)
+	for _, nsid := range nsids {
+		var ids nvme.NamespaceIDs
+		if descs {
+			cmd := nvme.NewIdentify(nvme.CNSNSDescList, nsid, 0, 0)
+			if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
+				if isAborted(err) {
+					return nil, err
+				}
+				c.log.Warn("identify namespace descriptors failed, skipping namespace", "nsid", nsid, "error", err)
+				continue
+			}
+			var err error
+			if ids, err = nvme.ParseNSDescriptors(buf); err != nil {
+				c.log.Warn("bad namespace descriptors, skipping namespace", "nsid", nsid, "error", err)
+				continue
+			}
+		}
+		cmd := nvme.NewIdentify(nvme.CNSNamespace, nsid, 0, 0)
+		if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
+			if isAborted(err) {
+				return nil, err
+			}
+			c.log.Warn("identify namespace failed", "nsid", nsid, "error", err)
+			continue
+		}
+		info, err := nvme.ParseIdentifyNamespace(buf)
+		if err != nil {
+			c.log.Warn("bad identify namespace", "nsid", nsid, "error", err)
+			continue
+		}
+		if info.NCAP == 0 {
+			continue // not present (Linux treats it as removed)
+		}
+		if ids.EUI64 == ([8]byte{}) {
+			ids.EUI64 = info.EUI64
+		}
+		if ids.NGUID == ([16]byte{}) {
+			ids.NGUID = info.NGUID
+		}
+		bs := info.BlockSize()
+		if bs < 512 {
+			c.log.Warn("unsupported block size, skipping namespace", "nsid", nsid, "bs", bs)
+			continue
+		}
+		out = append(out, Namespace{
+			NSID: nsid, IDs: ids, Info: info, BlockSize: bs, Blocks: info.NSZE,
+			ANAGroup: info.ANAGRPID, Shared: info.NMIC&nvme.NMICShared != 0,
+		})
+	}
+	return out, nil
+}
+
+func isAborted(err error) bool {
+	var ae *AbortedError
+	return errors.As(err, &ae)
+}
+
+// readANA reads the ANA log (LID 0x0C, NSID all, RAE 0: re-enables the ANA
+// AEN) and parses it with Linux's checks.
+func (c *Controller) readANA(ctx context.Context, a *assoc) (*nvme.ANALog, error) {
+	buf := make([]byte, a.anaLogSize)
+	cmd := nvme.NewGetLogPage(nvme.LogANA, nvme.NSIDAll, 0, false, 0, uint32(len(buf)))
+	if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
+		return nil, fmt.Errorf("nvme host: ANA log: %w", err)
+	}
+	log, err := nvme.ParseANALog(buf, a.id.ANAGRPMAX)
+	if err != nil {
+		return nil, fmt.Errorf("nvme host: ANA log: %w", err)
+	}
+	return log, nil
+}
+
+func anaMap(log *nvme.ANALog) map[uint32]nvme.ANAState {
+	m := make(map[uint32]nvme.ANAState, len(log.Groups))
+	for _, g := range log.Groups {
+		m[g.ID] = g.State
+	}
+	return m
+}
+
+// anaGroupOf maps each NSID the ANA log lists to its group.
+func anaGroupOf(log *nvme.ANALog) map[uint32]uint32 {
+	m := map[uint32]uint32{}
+	for _, g := range log.Groups {
+		for _, nsid := range g.NSIDs {
+			m[nsid] = g.ID
+		}
+	}
+	return m
+}
+
+// applyANAGroups moves namespaces to the group the ANA log lists them in.
+func applyANAGroups(ns []Namespace, groupOf map[uint32]uint32) {
+	for i := range ns {
+		if g, ok := groupOf[ns[i].NSID]; ok {
+			ns[i].ANAGroup = g
+		}
+	}
+}
+
+// refreshANA re-reads the ANA log of a (the live association) and applies
+// it: per-group states, the namespaces' ANAState, an ANAChanged event if
+// anything changed.
+func (c *Controller) refreshANA(ctx context.Context, a *assoc) error {
+	if !a.anaUsed {
+		return nil
+	}
+	c.scanMu.Lock()
+	defer c.scanMu.Unlock()
+	log, err := c.readANA(ctx, a)
+	if err != nil {
+		return err
+	}
+	states := anaMap(log)
+	groupOf := anaGroupOf(log)
+	c.mu.Lock()
+	if c.assoc != a {
+		c.mu.Unlock()
+		return nil
+	}
+	changed := false
+	for g, s := range states {
+		if c.ana[g] != s {
+			changed = true
+			c.log.Info(fmt.Sprintf("ANA group %d: %s.", g, s))
+		}
+	}
+	c.ana = states
+	list := append([]Namespace(nil), c.namespaces...)
+	for i := range list {
+		if g, ok := groupOf[list[i].NSID]; ok && g != list[i].ANAGroup {
+			list[i].ANAGroup = g
+			changed = true
+		}
+	}
+	c.installNamespacesLocked(list, nil)
+	c.mu.Unlock()
+	if changed {
+		c.pushEvent(ANAChanged)
+	}
+	return nil
+}
+
+// readChangedNS reads (and so clears) the Changed Namespace List log.
+func (c *Controller) readChangedNS(ctx context.Context, a *assoc) {
+	buf := make([]byte, nvme.IdentifyDataSize)
+	cmd := nvme.NewGetLogPage(nvme.LogChangedNS, nvme.NSIDAll, 0, false, 0, uint32(len(buf)))
+	if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
+		c.log.Warn("reading changed ns log failed", "error", err)
+	}
+}
+
+// rescan scans a (the live association) and installs the result, with a
+// NamespacesChanged event if it differs.
+func (c *Controller) rescan(ctx context.Context, a *assoc) error {
+	c.scanMu.Lock()
+	defer c.scanMu.Unlock()
+	list, err := c.scan(ctx, a)
+	if err != nil {
+		return err
+	}
+	if a.anaUsed {
+		if log, err := c.readANA(ctx, a); err == nil {
+			applyANAGroups(list, anaGroupOf(log))
+		}
+	}
+	c.mu.Lock()
+	if c.assoc != a {
+		c.mu.Unlock()
+		return nil
+	}
+	changed := c.installNamespacesLocked(list, nil)
+	c.mu.Unlock()
+	if changed {
+		c.pushEvent(NamespacesChanged)
+	}
+	return nil
+}
+
+// live returns the current association if the controller accepts
+// commands (LIVE or DELETING), else nvme.StatusHostPathError.
+func (c *Controller) live() (*assoc, error) {
+	a := c.cur.Load()
+	if s := c.State(); a == nil || (s != StateLive && s != StateDeleting) {
+		return nil, nvme.StatusHostPathError
+	}
+	return a, nil
+}
+
+// RefreshANA re-reads the ANA log (what Linux does after an ANA error
+// status).
+func (c *Controller) RefreshANA(ctx context.Context) error {
+	a, err := c.live()
+	if err != nil {
+		return err
+	}
+	return c.refreshANA(ctx, a)
+}
+
+// Rescan re-scans the namespaces (sysfs rescan_controller).
+func (c *Controller) Rescan(ctx context.Context) error {
+	a, err := c.live()
+	if err != nil {
+		return err
+	}
+	return c.rescan(ctx, a)
+}
