@@ -1,8 +1,8 @@
 package host
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"net"
 	"time"
 
