@@ -1,0 +1,146 @@
+package sysfsview
+
+import "time"
+
+// The glue feeds the tree through the values and small interfaces below. Static
+// identity is passed once as a plain struct; live values are read through a
+// source interface on every open of the attribute. Optional capabilities
+// (writable timeouts, triggers) are separate one-method interfaces found by type
+// assertion: when a source lacks one, the attribute is absent, as the kernel
+// hides attributes a transport cannot back.
+
+// IOStat is the 17-field /sys/block/*/stat, merges excluded (always 0). It has
+// the same fields in the same order as mpath.IOStat, so sysfsview.IOStat(x)
+// converts one into the other.
+type IOStat struct {
+	ReadIOs, ReadSectors, ReadTicksMs          uint64
+	WriteIOs, WriteSectors, WriteTicksMs       uint64
+	InFlight, IOTicksMs, TimeInQueueMs         uint64
+	DiscardIOs, DiscardSectors, DiscardTicksMs uint64
+	FlushIOs, FlushTicksMs                     uint64
+}
+
+// PathCounters are a path's diag/ counters (convertible from mpath.PathCounters).
+type PathCounters struct {
+	FailoverCount uint64 // multipath_failover_count
+	RetryCount    uint64 // command_retry_count
+	ErrorCount    uint64 // command_error_count
+}
+
+// HeadCounters are a head's diag/ counters (convertible from mpath.HeadCounters;
+// the fence fields are not shown).
+type HeadCounters struct {
+	RetryCount          uint64 // command_retry_count
+	ErrorCount          uint64 // command_error_count
+	RequeueNoUsablePath uint64 // io_requeue_no_usable_path_count
+	FailNoAvailablePath uint64 // io_fail_no_available_path_count
+	FenceWaits          uint64
+	FenceWaitTotal      time.Duration
+}
+
+// ControllerCounters are a controller's diag/ counters.
+type ControllerCounters struct {
+	CommandErrors uint64 // command_error_count
+	Resets        uint64 // reset_count
+	Reconnects    uint64 // reconnect_count
+}
+
+// DefaultIOPolicies returns the iopolicy names the kernel accepts.
+func DefaultIOPolicies() []string { return []string{"numa", "round-robin", "queue-depth"} }
+
+// SubsystemInfo is the fixed identity of nvme-subsysN.
+type SubsystemInfo struct {
+	NQN string
+	// Model, Serial and FirmwareRev are raw Identify Controller fields (40, 20
+	// and 8 bytes, space padded); they are shown as "%.*s\n" like the kernel.
+	Model, Serial, FirmwareRev string
+	VID                        uint16 // PCI vendor id, for the nvme.* wwid form
+	Type                       string // subsystype: "nvm", "discovery"
+	// IOPolicies are the names iopolicy accepts; nil means DefaultIOPolicies().
+	IOPolicies []string
+}
+
+// SubsystemSource backs the live subsystem attribute.
+type SubsystemSource interface {
+	IOPolicy() string
+	// SetIOPolicy is called with one of SubsystemInfo.IOPolicies, already validated.
+	SetIOPolicy(name string) error
+}
+
+// ControllerInfo is the fixed identity of nvmeX.
+type ControllerInfo struct {
+	Transport          string // "tcp"
+	SubsysNQN, HostNQN string
+	HostID             [16]byte
+	// Raw Identify Controller fields, as SubsystemInfo.
+	Model, Serial, FirmwareRev string
+	CntrlType                  uint8 // Identify CNTRLTYPE: 1 io, 2 discovery, 3 admin
+	DCType                     uint8 // Identify DCTYPE: 0 none, 1 ddc, 2 cdc
+}
+
+// Timeouts are a controller's fabrics timeouts; a negative value means "off".
+type Timeouts struct {
+	CtrlLoss, ReconnectDelay, FastIOFail time.Duration
+}
+
+// ControllerSource backs the live controller attributes.
+type ControllerSource interface {
+	State() string   // "live", "connecting", ... (kernel names)
+	Address() string // "traddr=..,trsvcid=..[,src_addr=..]" without "\n"
+	CNTLID() uint16
+	NUMANode() int
+	QueueCount() int
+	SQSize() int
+	KATO() time.Duration
+	Timeouts() Timeouts
+	Counters() ControllerCounters
+}
+
+// TimeoutSetter makes ctrl_loss_tmo, reconnect_delay and fast_io_fail_tmo
+// writable (0644). A negative duration means "off".
+type TimeoutSetter interface {
+	SetCtrlLossTmo(time.Duration) error
+	SetReconnectDelay(time.Duration) error
+	SetFastIOFailTmo(time.Duration) error
+}
+
+// Resetter adds the reset_controller trigger.
+type Resetter interface{ Reset() error }
+
+// Rescanner adds the rescan_controller trigger.
+type Rescanner interface{ Rescan() error }
+
+// Deleter adds the delete_controller trigger.
+type Deleter interface{ Delete() error }
+
+// HeadInfo is the fixed identity of a namespace (shared by the head and its paths).
+type HeadInfo struct {
+	NSID  uint32
+	UUID  [16]byte
+	NGUID [16]byte
+	EUI64 [8]byte
+	CSI   uint8
+}
+
+// HeadSource backs the live attributes of a head (nvmeNnM).
+type HeadSource interface {
+	Sectors() uint64 // capacity in 512-byte sectors
+	Stat() IOStat
+	Counters() HeadCounters
+	DelayedRemovalSecs() uint32
+	SetDelayedRemovalSecs(uint32) error
+}
+
+// PathSource backs the live attributes of a path (nvmeNcXnM).
+type PathSource interface {
+	// UsesANA reports whether the controller uses ANA; without it ana_state and
+	// ana_grpid are hidden.
+	UsesANA() bool
+	ANAState() string // "optimized", "non-optimized", ... (kernel names)
+	ANAGroup() uint32
+	QueueDepth() int  // commands in flight on the controller (shown under queue-depth)
+	NUMANodes() []int // nodes whose current path this is (shown under numa)
+	Sectors() uint64
+	Stat() IOStat
+	Counters() PathCounters
+}
