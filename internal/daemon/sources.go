@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/mpathfs/mpathfs/mpath"
+	"github.com/mpathfs/mpathfs/sysfsview"
+)
+
+// triggerTimeout bounds a sysfs trigger (reset_controller, ...).
+const triggerTimeout = 60 * time.Second
+
+// subsysSource backs nvme-subsysN/iopolicy.
+type subsysSource struct{ mp *mpath.Subsystem }
+
+func (s *subsysSource) IOPolicy() string { return s.mp.IOPolicy().String() }
+
+func (s *subsysSource) SetIOPolicy(name string) error {
+	p, err := mpath.ParseIOPolicy(name)
+	if err != nil {
+		return err
+	}
+	s.mp.SetIOPolicy(p)
+	return nil
+}
+
+// ctrlSource backs sys/class/nvme/nvmeX.
+type ctrlSource struct {
+	c *controller
+	d *Daemon
+}
+
+var (
+	_ sysfsview.ControllerSource = (*ctrlSource)(nil)
+	_ sysfsview.Resetter         = (*ctrlSource)(nil)
+	_ sysfsview.Rescanner        = (*ctrlSource)(nil)
+	_ sysfsview.Deleter          = (*ctrlSource)(nil)
+)
+
+func (s *ctrlSource) State() string       { return s.c.hc.State().String() }
+func (s *ctrlSource) Address() string     { return s.c.hc.Address() }
+func (s *ctrlSource) CNTLID() uint16      { return s.c.hc.CNTLID() }
+func (s *ctrlSource) NUMANode() int       { return -1 }
+func (s *ctrlSource) QueueCount() int     { return s.c.hc.QueueCount() }
+func (s *ctrlSource) SQSize() int         { return s.c.hc.SQSize() }
+func (s *ctrlSource) KATO() time.Duration { return s.c.hc.KATO() }
+
+func (s *ctrlSource) Timeouts() sysfsview.Timeouts {
+	o := s.c.hc.Options()
+	t := sysfsview.Timeouts{CtrlLoss: o.CtrlLossTmo, ReconnectDelay: o.ReconnectDelay, FastIOFail: o.FastIOFailTmo}
+	if t.CtrlLoss >= 0 && o.ReconnectDelay > 0 {
+		// The kernel shows max_reconnects * reconnect_delay.
+		n := (t.CtrlLoss + o.ReconnectDelay - 1) / o.ReconnectDelay
+		t.CtrlLoss = n * o.ReconnectDelay
+	}
+	return t
+}
+
+func (s *ctrlSource) Counters() sysfsview.ControllerCounters {
+	var out sysfsview.ControllerCounters
+	if cc, ok := any(s.c.hc).(interface {
+		Counters() (errors, resets, reconnects uint64)
+	}); ok {
+		out.CommandErrors, out.Resets, out.Reconnects = cc.Counters()
+	}
+	return out
+}
+
+func (s *ctrlSource) Reset() error {
+	ctx, cancel := context.WithTimeout(context.Background(), triggerTimeout)
+	defer cancel()
+	return s.c.hc.Reset(ctx)
+}
+
+func (s *ctrlSource) Rescan() error {
+	ctx, cancel := context.WithTimeout(context.Background(), triggerTimeout)
+	defer cancel()
+	return s.c.hc.Rescan(ctx)
+}
+
+func (s *ctrlSource) Delete() error {
+	// Like the kernel's delete_controller, the work runs asynchronously: the
+	// writer of the trigger must not wait for the tree it writes into.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), triggerTimeout)
+		defer cancel()
+		if err := s.d.DeleteController(ctx, s.c.name); err != nil {
+			s.d.log.Warn("delete_controller", "name", s.c.name, "error", err)
+		}
+	}()
+	return nil
+}
+
+// headSource backs sys/block/nvmeNnM.
+type headSource struct{ h *mpath.Head }
+
+func (s *headSource) Sectors() uint64            { return uint64(s.h.Info().Capacity) / 512 }
+func (s *headSource) Stat() sysfsview.IOStat     { return sysfsview.IOStat(s.h.Stats()) }
+func (s *headSource) DelayedRemovalSecs() uint32 { return s.h.DelayedRemovalSecs() }
+
+func (s *headSource) Counters() sysfsview.HeadCounters {
+	return sysfsview.HeadCounters(s.h.Counters())
+}
+
+func (s *headSource) SetDelayedRemovalSecs(v uint32) error {
+	s.h.SetDelayedRemovalSecs(v)
+	return nil
+}
+
+// pathSource backs sys/block/nvmeNcXnM.
+type pathSource struct {
+	p *path
+	c *controller
+}
+
+func (s *pathSource) UsesANA() bool {
+	id := s.c.hc.Identify()
+	return id != nil && id.CMIC&0x08 != 0
+}
+
+func (s *pathSource) ANAState() string { return s.p.drv.ANAState().String() }
+func (s *pathSource) ANAGroup() uint32 { return s.p.drv.ANAGroup() }
+func (s *pathSource) QueueDepth() int  { return int(s.c.mc.Inflight()) }
+func (s *pathSource) Sectors() uint64  { return uint64(s.p.mp.Info().Capacity) / 512 }
+
+func (s *pathSource) Stat() sysfsview.IOStat { return sysfsview.IOStat(s.p.mp.Stats()) }
+
+func (s *pathSource) Counters() sysfsview.PathCounters {
+	return sysfsview.PathCounters(s.p.mp.Counters())
+}
+
+// NUMANodes lists the nodes whose current path this is. Userspace does
+// not know the submitter's node, so every request uses the node-less slot,
+// shown as node 0.
+func (s *pathSource) NUMANodes() []int {
+	h := s.p.mp.Head()
+	if h != nil && h.FindPath(mpath.NoNode) == s.p.mp {
+		return []int{0}
+	}
+	return nil
+}
+
+// Device is a multipath namespace as a block device: every request goes
+// through the head's path selection and failover. It implements the FUSE
+// layer's block device interface.
+type Device struct {
+	h    *mpath.Head
+	reqs sync.Pool // *mpath.Request
+}
+
+func newDevice(h *mpath.Head) *Device {
+	return &Device{h: h, reqs: sync.Pool{New: func() any { return new(mpath.Request) }}}
+}
+
+// Head is the multipath head behind the device.
+func (v *Device) Head() *mpath.Head { return v.h }
+
+// Size is the capacity in bytes.
+func (v *Device) Size() int64 { return v.h.Info().Capacity }
+
+// BlockSize is the logical block size in bytes.
+func (v *Device) BlockSize() int { return int(v.h.Info().BlockSize) }
+
+func (v *Device) do(ctx context.Context, op mpath.Op, off, n int64, buf []byte) error {
+	r := v.reqs.Get().(*mpath.Request)
+	*r = mpath.Request{Op: op, Offset: off, Length: n, Buf: buf, Node: mpath.NoNode}
+	err := v.h.Do(ctx, r)
+	*r = mpath.Request{}
+	v.reqs.Put(r)
+	return err
+}
+
+// ReadAt reads len(p) bytes at off; both are block aligned.
+func (v *Device) ReadAt(ctx context.Context, p []byte, off int64) error {
+	return v.do(ctx, mpath.OpRead, off, int64(len(p)), p)
+}
+
+// WriteAt writes p at off; both are block aligned.
+func (v *Device) WriteAt(ctx context.Context, p []byte, off int64) error {
+	return v.do(ctx, mpath.OpWrite, off, int64(len(p)), p)
+}
+
+// Flush commits the volatile write cache.
+func (v *Device) Flush(ctx context.Context) error { return v.do(ctx, mpath.OpFlush, 0, 0, nil) }
+
+// WriteZeroes zeroes length bytes at off (block aligned).
+func (v *Device) WriteZeroes(ctx context.Context, off, length int64) error {
+	return v.do(ctx, mpath.OpWriteZeroes, off, length, nil)
+}
+
+// Deallocate discards length bytes at off (block aligned).
+func (v *Device) Deallocate(ctx context.Context, off, length int64) error {
+	return v.do(ctx, mpath.OpDiscard, off, length, nil)
+}

@@ -1,0 +1,243 @@
+// Package multipath plugs the NVMe host into the generic multipath library
+// (package mpath), as Linux's drivers/nvme/host/multipath.c plugs NVMe into
+// libmultipath: one Path per (controller, namespace) answers mpath's
+// questions (submit, classify a failure, access state, disabled,
+// available), and NVMe specifics stay here: the ANA state mapping,
+// nvme_decide_disposition with the CRD delays, the ANA log re-read after an
+// ANA error, and the write fence after a connection loss (KATO, or the
+// controller's Command Quiesce Time).
+package multipath
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mpathfs/mpathfs/mpath"
+	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/host"
+)
+
+// Controller is what a Path needs from an NVMe host controller; it is
+// implemented by *host.Controller.
+type Controller interface {
+	State() host.State
+	Available() bool
+	Identify() *nvme.IdentifyController
+	Namespace(nsid uint32) (host.Namespace, bool)
+	Read(ctx context.Context, nsid uint32, slba uint64, buf []byte) error
+	Write(ctx context.Context, nsid uint32, slba uint64, buf []byte) error
+	Flush(ctx context.Context, nsid uint32) error
+	WriteZeroes(ctx context.Context, nsid uint32, slba, nlb uint64) error
+	Deallocate(ctx context.Context, nsid uint32, slba, nlb uint64) error
+	Exec(ctx context.Context, cmd *nvme.Command, data []byte) (nvme.Completion, error)
+	RefreshANA(ctx context.Context) error
+}
+
+var _ Controller = (*host.Controller)(nil)
+
+// Path is the NVMe driver of one multipath path: controller ctrl's view of
+// namespace nsid. It implements mpath.PathDriver, mpath.ANARefresher and
+// mpath.Fencer. Its hot-path answers read atomics that Refresh updates from
+// controller events, so path selection never takes a controller lock.
+type Path struct {
+	ctrl  Controller
+	nsid  uint32
+	shift uint8 // log2(block size)
+	log   hclog.Logger
+
+	mp     atomic.Pointer[mpath.Path]
+	access atomic.Uint32 // mpath.AccessState
+	ana    atomic.Uint32 // nvme.ANAState, for sysfs
+	group  atomic.Uint32 // ANA group ID
+	crdt   [3]time.Duration
+}
+
+var (
+	_ mpath.PathDriver   = (*Path)(nil)
+	_ mpath.ANARefresher = (*Path)(nil)
+	_ mpath.Fencer       = (*Path)(nil)
+)
+
+// NewPath returns the driver of namespace ns seen through ctrl.
+func NewPath(ctrl Controller, ns host.Namespace, log hclog.Logger) *Path {
+	p := &Path{ctrl: ctrl, nsid: ns.NSID, log: log}
+	for bs := ns.BlockSize; bs > 1; bs >>= 1 {
+		p.shift++
+	}
+	if id := ctrl.Identify(); id != nil {
+		for i, v := range id.CRDT {
+			p.crdt[i] = time.Duration(v) * 100 * time.Millisecond
+		}
+	}
+	p.setANA(ns.ANAGroup, ns.ANAState)
+	return p
+}
+
+// Bind attaches the mpath path this driver serves, for Changed calls.
+func (p *Path) Bind(mp *mpath.Path) { p.mp.Store(mp) }
+
+// MPath returns the bound mpath path (nil before Bind).
+func (p *Path) MPath() *mpath.Path { return p.mp.Load() }
+
+// NSID is the namespace ID.
+func (p *Path) NSID() uint32 { return p.nsid }
+
+// Controller is the host controller of this path.
+func (p *Path) Controller() Controller { return p.ctrl }
+
+// ANAState is the last known ANA state of the path's group.
+func (p *Path) ANAState() nvme.ANAState { return nvme.ANAState(p.ana.Load()) }
+
+// ANAGroup is the namespace's ANA group ID.
+func (p *Path) ANAGroup() uint32 { return p.group.Load() }
+
+func (p *Path) setANA(group uint32, st nvme.ANAState) {
+	p.group.Store(group)
+	p.ana.Store(uint32(st))
+	a := mpath.StateOther
+	switch st {
+	case nvme.ANAOptimized:
+		a = mpath.StateOptimized
+	case nvme.ANANonOptimized:
+		a = mpath.StateNonOptimized
+	}
+	p.access.Store(uint32(a))
+}
+
+// Refresh re-reads the namespace's ANA state and group from the controller
+// and tells mpath (which re-drives queued I/O). Call it on every controller
+// event. It reports false if the namespace is gone from the controller.
+func (p *Path) Refresh() bool {
+	ns, ok := p.ctrl.Namespace(p.nsid)
+	if ok {
+		p.setANA(ns.ANAGroup, ns.ANAState)
+	}
+	if mp := p.mp.Load(); mp != nil {
+		mp.Changed()
+	}
+	return ok
+}
+
+func (p *Path) slba(off int64) uint64 { return uint64(off) >> p.shift }
+
+func (p *Path) nlb(n int64) uint64 { return uint64(n) >> p.shift }
+
+// Submit sends the request whole on this path. Reads and writes larger than
+// the controller's transfer limit are split by the host into several
+// commands; each is whole, and a failed request is re-sent whole.
+func (p *Path) Submit(ctx context.Context, req *mpath.Request) error {
+	switch req.Op {
+	case mpath.OpRead:
+		return p.ctrl.Read(ctx, p.nsid, p.slba(req.Offset), req.Buf[:req.Length])
+	case mpath.OpWrite:
+		return p.ctrl.Write(ctx, p.nsid, p.slba(req.Offset), req.Buf[:req.Length])
+	case mpath.OpFlush:
+		return p.ctrl.Flush(ctx, p.nsid)
+	case mpath.OpWriteZeroes:
+		return p.ctrl.WriteZeroes(ctx, p.nsid, p.slba(req.Offset), p.nlb(req.Length))
+	case mpath.OpDiscard:
+		return p.ctrl.Deallocate(ctx, p.nsid, p.slba(req.Offset), p.nlb(req.Length))
+	case mpath.OpOther, mpath.OpOtherRead:
+		cmd, ok := req.Arg.(*nvme.Command)
+		if !ok {
+			return errors.New("nvme multipath: OpOther needs an *nvme.Command in Arg")
+		}
+		c := *cmd
+		c.NSID = p.nsid
+		cqe, err := p.ctrl.Exec(ctx, &c, req.Buf)
+		if r, ok := req.Arg.(interface{ SetResult(nvme.Completion) }); ok {
+			r.SetResult(cqe)
+		}
+		return err
+	}
+	return errors.New("nvme multipath: unknown request op")
+}
+
+// Classify applies nvme_decide_disposition: commands cancelled by error
+// recovery (no completion) fail over and are in doubt; a path status
+// without DNR fails over (ANA statuses also re-read the ANA log); other
+// errors are retried on this path after the CRD delay, up to 5 times; DNR
+// or an exhausted retry count completes with the error.
+func (p *Path) Classify(err error, retries int) mpath.Verdict {
+	var ab *host.AbortedError
+	if errors.As(err, &ab) {
+		return mpath.Verdict{Action: mpath.ActionFailover, InDoubt: true}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return mpath.Verdict{Action: mpath.ActionComplete}
+	}
+	var st nvme.Status
+	if !errors.As(err, &st) {
+		// A host-side failure without a status (closed controller, transport
+		// trouble): another path may do; we cannot know whether it ran.
+		return mpath.Verdict{Action: mpath.ActionFailover, InDoubt: true}
+	}
+	switch nvme.DecideDisposition(st, retries, false, true) {
+	case nvme.Failover:
+		return mpath.Verdict{Action: mpath.ActionFailover, ANA: st.IsANAError()}
+	case nvme.Retry:
+		var d time.Duration
+		if crd := st.CRD(); crd > 0 {
+			d = p.crdt[crd-1]
+		}
+		return mpath.Verdict{Action: mpath.ActionRetry, RetryDelay: d}
+	}
+	return mpath.Verdict{Action: mpath.ActionComplete}
+}
+
+// AccessState maps the ANA state: optimized, non-optimized, or other.
+func (p *Path) AccessState() mpath.AccessState { return mpath.AccessState(p.access.Load()) }
+
+// Disabled reports a controller that is not LIVE or DELETING (Linux's
+// nvme_path_is_disabled; ANA-pending and not-ready are tracked by mpath).
+func (p *Path) Disabled() bool {
+	switch p.ctrl.State() {
+	case host.StateLive, host.StateDeleting:
+		return false
+	}
+	return true
+}
+
+// Available reports a controller that may come back (nvme_available_path).
+func (p *Path) Available() bool { return p.ctrl.Available() }
+
+// RefreshANA re-reads the ANA log in the background after an ANA error,
+// then refreshes the path (which clears mpath's ANA-pending mark).
+func (p *Path) RefreshANA() {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.ctrl.RefreshANA(ctx); err != nil {
+			p.log.Warn("ANA log re-read failed", "nsid", p.nsid, "error", err)
+		}
+		p.Refresh()
+	}()
+}
+
+// Fence blocks until a command that failed with err can no longer execute
+// on the old controller: the keep-alive timeout after the loss (the target
+// tears the association down when its keep-alive timer expires), plus the
+// Command Quiesce Time when the controller reports one.
+func (p *Path) Fence(ctx context.Context, err error) error {
+	var ab *host.AbortedError
+	if !errors.As(err, &ab) {
+		return nil
+	}
+	wait := time.Until(ab.LostAt.Add(ab.KATO + ab.CQT))
+	if wait <= 0 {
+		return nil
+	}
+	p.log.Debug("fencing failed-over write until the old controller has quiesced", "nsid", p.nsid, "wait", wait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
