@@ -5,3 +5,28 @@ package mpath
 func SetSelectHooks(h *Head, before func(*Request), after func(*Request, *Path)) {
 	h.hooks = &testHooks{before: before, after: after}
 }
+
+// SetCurrent sets node's cached current path of h.
+func SetCurrent(h *Head, node int, p *Path) { h.slot(node).Store(p) }
+
+// Current returns node's cached current path of h.
+func Current(h *Head, node int) *Path { return h.slot(node).Load() }
+
+// SetInflight sets a controller's in-flight count (queue-depth input).
+func SetInflight(c *Controller, n int64) { c.inflight.Store(n) }
+
+// SetServiceTime sets a controller's service-time inputs.
+func SetServiceTime(c *Controller, outstanding, nsPerKiB, lastDone int64) {
+	c.outstanding.Store(outstanding)
+	c.nsPerKiB.Store(nsPerKiB)
+	c.lastDone.Store(lastDone)
+}
+
+// ServiceEstimate returns a controller's service-time estimate (ns per KiB).
+func ServiceEstimate(c *Controller) int64 { return c.nsPerKiB.Load() }
+
+// MarkANAPending marks p as failed with an ANA error.
+func MarkANAPending(p *Path) { p.flags.Or(flagANAPending) }
+
+// Nanotime returns s's clock reading in ns.
+func Nanotime(s *Subsystem) int64 { return s.nanotime() }

@@ -129,9 +129,9 @@ func (h *Head) ResetNoPathCounters() {
 
 // FindPath runs path selection for a submitter on node without submitting anything
 // (mpath_find_path: persistent reservations, ioctls, "current path" displays).
-// It returns nil when no path is usable.
+// It returns nil when no path is usable. Service-time assumes a 4 KiB request.
 func (h *Head) FindPath(node int) *Path {
-	return h.selectPath(node, 0, h.sub.nanotime())
+	return h.selectPath(node, 4096, h.sub.nanotime())
 }
 
 func (h *Head) slot(node int) *cacheSlot {
