@@ -37,7 +37,9 @@ func TestParseOptions(t *testing.T) {
 	}{
 		{"minimal connect keeps the defaults", pre, with(func(o *Options) {})},
 		{"boolean flags take no '='", pre + ",hdr_digest,data_digest,disable_sqflow,duplicate_connect",
-			with(func(o *Options) { o.HdrDigest, o.DataDigest, o.DisableSQFlow, o.DuplicateConnect = true, true, true, true })},
+			with(func(o *Options) {
+				o.HdrDigest, o.DataDigest, o.DisableSQFlow, o.DuplicateConnect = true, true, true, true
+			})},
 		{"timeouts in seconds", pre + ",keep_alive_tmo=30,reconnect_delay=2,ctrl_loss_tmo=60,fast_io_fail_tmo=0",
 			with(func(o *Options) {
 				o.KeepAliveTmo, o.ReconnectDelay, o.CtrlLossTmo, o.FastIOFailTmo = 30*time.Second, 2*time.Second, time.Minute, 0
