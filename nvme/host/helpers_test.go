@@ -66,4 +66,3 @@ func randBuf(t *testing.T, n int) []byte {
 	}
 	return b
 }
-
