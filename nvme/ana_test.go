@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"runtime"
 	"testing"
 )
 
@@ -130,12 +131,29 @@ func TestParseANALogRejectsLikeLinux(t *testing.T) {
 	}
 }
 
-func TestParseANALogDoesNotTrustNGRPS(t *testing.T) {
-	b := make([]byte, 16)
-	put16(b, 8, 0xFFFF)
-	allocs := testing.AllocsPerRun(10, func() { _, _ = ParseANALog(b, 128) })
-	if allocs > 3 {
-		t.Fatalf("%v allocations for a 16-byte log claiming 65535 groups", allocs)
+// allocBytes returns the bytes f allocates per call (averaged over 20).
+func allocBytes(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 20 {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / 20
+}
+
+// A lying count must not make the parser allocate for it: NGRPS 65535
+// groups (2 MiB of descriptors) or NNSIDS 2^32-1 (16 GiB) in a 48-byte log.
+func TestParseANALogDoesNotTrustLengths(t *testing.T) {
+	ngrps := make([]byte, 16)
+	put16(ngrps, 8, 0xFFFF)
+	nnsids := goldenANALog()[:16+32]
+	put32(nnsids, 16+4, 0xFFFFFFFF)
+	for name, b := range map[string][]byte{"NGRPS": ngrps, "NNSIDS": nnsids} {
+		if n := allocBytes(func() { _, _ = ParseANALog(b, 128) }); n > 2048 {
+			t.Errorf("lying %s: %d bytes allocated per parse of %d bytes", name, n, len(b))
+		}
 	}
 }
 

@@ -95,6 +95,9 @@ func TestDiscoveryLogLengthChecks(t *testing.T) {
 	if _, err := ParseDiscoveryLog(lying); !errors.Is(err, ErrShort) {
 		t.Errorf("NUMREC 2^62 in 2048 bytes err = %v", err)
 	}
+	if n := allocBytes(func() { _, _ = ParseDiscoveryLog(lying) }); n > 2048 {
+		t.Errorf("NUMREC 2^62: %d bytes allocated per parse", n)
+	}
 	if es, err := ParseDiscoveryLogEntries(nil, 0); err != nil || len(es) != 0 {
 		t.Errorf("0 entries = %v, %v", es, err)
 	}
