@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/mpathfs/mpathfs/config"
+	"github.com/mpathfs/mpathfs/internal/daemon"
+	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/fabrics"
+)
+
+// mountFlags are the flags of `mpathfs mount`.
+type mountFlags struct {
+	config   string
+	connect  multiFlag
+	discover multiFlag
+	fuseOpts multiFlag
+	log      logFlags
+}
+
+func (f *mountFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "c", "", "configuration file (TOML)")
+	fs.Var(&f.connect, "connect", "connect a controller: kernel fabrics options, e.g. traddr=10.0.0.1,trsvcid=4420,nqn=NQN (repeatable)")
+	fs.Var(&f.discover, "discover", "connect every entry of a discovery log: traddr=ADDR[,trsvcid=8009] (repeatable)")
+	fs.Var(&f.fuseOpts, "o", "FUSE options: allow_other, debug, max_write=N, max_background=N, max_readers=N (comma separated, repeatable)")
+	f.log.register(fs)
+}
+
+// load builds the configuration from -c, --connect, --discover and -o.
+func (f *mountFlags) load() (*config.Config, error) {
+	var cfg *config.Config
+	if f.config != "" {
+		c, err := config.Load(f.config)
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
+	} else {
+		c, err := config.Parse("(defaults)", nil)
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
+	}
+	base := fabrics.DefaultOptions()
+	base.HostNQN, base.HostID = cfg.Host.HostNQN, cfg.Host.HostID
+	for _, s := range f.connect {
+		if !strings.Contains(s, "transport=") {
+			s = "transport=tcp," + s
+		}
+		o, err := fabrics.ParseOptions(s, base)
+		if err != nil {
+			return nil, fmt.Errorf("--connect %q: %w", s, err)
+		}
+		if err := o.Validate(); err != nil {
+			return nil, fmt.Errorf("--connect %q: %w", s, err)
+		}
+		cfg.Controllers = append(cfg.Controllers, o)
+	}
+	for _, s := range f.discover {
+		db := base
+		db.TrSvcID = fabrics.DiscoveryPort
+		if !strings.Contains(s, "transport=") {
+			s = "transport=tcp," + s
+		}
+		if !strings.Contains(s, "nqn=") {
+			s += ",nqn=" + nvme.DiscoveryNQN
+		}
+		o, err := fabrics.ParseOptions(s, db)
+		if err != nil {
+			return nil, fmt.Errorf("--discover %q: %w", s, err)
+		}
+		cfg.Discovery = append(cfg.Discovery, config.Discovery{Options: o})
+	}
+	if err := applyFUSEOpts(&cfg.FUSE, f.fuseOpts); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// applyFUSEOpts applies -o options; mount(8) style options that only
+// matter to mount.fuse3 (rw, dev, suid, ...) are accepted and ignored.
+func applyFUSEOpts(f *config.FUSE, opts []string) error {
+	for _, group := range opts {
+		for _, o := range strings.Split(group, ",") {
+			k, v, hasV := strings.Cut(o, "=")
+			num := func(lo, hi int) (int, error) {
+				n, err := strconv.Atoi(v)
+				if err != nil || !hasV || n < lo || n > hi {
+					return 0, fmt.Errorf("-o %s: want a number %d..%d", o, lo, hi)
+				}
+				return n, nil
+			}
+			var err error
+			switch k {
+			case "":
+			case "allow_other":
+				f.AllowOther = true
+			case "debug":
+				f.Debug = true
+			case "max_write":
+				f.MaxWrite, err = num(4096, 1<<20)
+			case "max_background":
+				f.MaxBackground, err = num(1, 65535)
+			case "max_readers":
+				f.MaxReaders, err = num(0, 1024)
+			case "rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto", "user", "nouser", "defaults", "_netdev", "nofail", "x-systemd.automount":
+			default:
+				if strings.HasPrefix(k, "x-") {
+					continue
+				}
+				return fmt.Errorf("-o %s: unknown FUSE option", o)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func cmdMount(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mount", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var mf mountFlags
+	mf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: mount [-c CONFIG] [--connect OPTS]... [--discover OPTS]... [-o OPTS] MOUNTPOINT", errUsage)
+	}
+	cfg, err := mf.load()
+	if err != nil {
+		return err
+	}
+	if len(cfg.Controllers) == 0 && len(cfg.Discovery) == 0 {
+		return fmt.Errorf("%w: no controllers: give -c CONFIG, --connect or --discover", errUsage)
+	}
+	return serve(ctx, cfg, fs.Arg(0), mf.log, stderr, nil)
+}
+
+// serve connects, mounts and serves until ctx ends or the tree is
+// unmounted. ready, if not nil, is called once the mount is usable.
+func serve(ctx context.Context, cfg *config.Config, dir string, lf logFlags, stderr io.Writer, ready func()) error {
+	log := lf.logger(stderr, cfg.Log.Level, cfg.Log.Format)
+	d := daemon.New(cfg, log)
+	if err := d.ConnectAll(ctx); err != nil {
+		_ = d.Close(context.Background())
+		return err
+	}
+	opts := d.FUSEOptions()
+	opts.DirectMount = true
+	m, err := d.Mount(dir, opts)
+	if err != nil {
+		_ = d.Close(context.Background())
+		return err
+	}
+	log.Info("mounted", "dir", dir, "namespaces", len(d.Devices()))
+	if ready != nil {
+		ready()
+	}
+	return d.Serve(ctx, m)
+}

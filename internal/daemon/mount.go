@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/mpathfs/mpathfs/fusefs"
+)
+
+// Mount is a served mpathfs tree.
+type Mount struct {
+	d      *Daemon
+	root   *fusefs.Root
+	server *fuse.Server
+	dir    string
+}
+
+type rootListener struct{ m *Mount }
+
+func (l rootListener) HeadAdded(name string, dev *Device) {
+	if err := l.m.root.AddNamespace(name, dev); err != nil {
+		l.m.d.log.Error("fuse: add namespace file", "name", name, "error", err)
+	}
+}
+
+func (l rootListener) HeadRemoved(name string) {
+	if err := l.m.root.RemoveNamespace(name); err != nil {
+		l.m.d.log.Debug("fuse: remove namespace file", "name", name, "error", err)
+	}
+}
+
+// FUSEOptions turns the [fuse] configuration into fusefs options.
+func (d *Daemon) FUSEOptions() fusefs.Options {
+	f := d.cfg.FUSE
+	return fusefs.Options{
+		MaxWrite:      f.MaxWrite,
+		MaxBackground: f.MaxBackground,
+		Readers:       f.MaxReaders,
+		AllowOther:    f.AllowOther,
+		Debug:         f.Debug,
+		Logger:        d.log.Named("fuse"),
+	}
+}
+
+// Mount serves the namespace files and the sys/ tree at dir.
+func (d *Daemon) Mount(dir string, opts fusefs.Options) (*Mount, error) {
+	m := &Mount{d: d, dir: dir, root: fusefs.NewRoot(d.tree, d.log.Named("fuse"))}
+	d.SetListener(rootListener{m})
+	srv, err := fusefs.Mount(dir, m.root, opts)
+	if err != nil {
+		return nil, err
+	}
+	m.server = srv
+	return m, nil
+}
+
+// Dir is the mount point.
+func (m *Mount) Dir() string { return m.dir }
+
+// Wait blocks until the filesystem is unmounted (umount, fusermount3 -u or
+// Unmount).
+func (m *Mount) Wait() { m.server.Wait() }
+
+// Unmount unmounts; in-flight FUSE requests finish first. A busy mount
+// point is retried for a few seconds, then detached lazily.
+func (m *Mount) Unmount() error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = m.server.Unmount(); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond) // EBUSY: an opener is closing; no event to wait on
+	}
+	return fmt.Errorf("unmount %s: %w", m.dir, err)
+}
+
+// Serve runs until ctx is done or the filesystem is unmounted from
+// outside, then shuts down cleanly: unmount (in-flight requests finish),
+// Flush every namespace, shut every controller down with CC.SHN.
+func (d *Daemon) Serve(ctx context.Context, m *Mount) error {
+	done := make(chan struct{})
+	go func() {
+		m.Wait()
+		close(done)
+	}()
+	select {
+	case <-ctx.Done():
+		d.log.Info("signal received, unmounting", "dir", m.dir)
+		if err := m.Unmount(); err != nil {
+			d.log.Error("unmount failed", "error", err)
+		}
+		<-done
+	case <-done:
+		d.log.Info("unmounted", "dir", m.dir)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return d.Close(sctx)
+}
