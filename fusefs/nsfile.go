@@ -1,0 +1,100 @@
+package fusefs
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/hashicorp/go-hclog"
+)
+
+// nsAttrTimeout lets the kernel cache a namespace file's size briefly.
+const nsAttrTimeout = time.Second
+
+// nsNode is one namespace file. Requests run concurrently; the only locks are
+// blockIO's per-block RMW locks.
+type nsNode struct {
+	fs.Inode
+	io  *blockIO
+	log hclog.Logger
+}
+
+var _ = (fs.NodeOpener)((*nsNode)(nil))
+var _ = (fs.NodeReader)((*nsNode)(nil))
+var _ = (fs.NodeWriter)((*nsNode)(nil))
+var _ = (fs.NodeFsyncer)((*nsNode)(nil))
+var _ = (fs.NodeFlusher)((*nsNode)(nil))
+var _ = (fs.NodeAllocater)((*nsNode)(nil))
+var _ = (fs.NodeGetattrer)((*nsNode)(nil))
+var _ = (fs.NodeSetattrer)((*nsNode)(nil))
+
+func (n *nsNode) fill(a *fuse.Attr, ino uint64) {
+	size := n.io.dev.Size()
+	a.Ino = ino
+	a.Mode = syscall.S_IFREG | 0o660
+	a.Nlink = 1
+	a.Size = uint64(size)
+	a.Blocks = uint64(size) / 512
+	a.Blksize = uint32(n.io.bs)
+}
+
+// Open implements fs.NodeOpener. O_DIRECT opens bypass the page cache and let
+// the kernel send parallel direct writes; buffered opens start with an empty
+// cache (no FOPEN_KEEP_CACHE), since other hosts may write the namespace.
+func (n *nsNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_DIRECT != 0 {
+		return nil, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_PARALLEL_DIRECT_WRITES, 0
+	}
+	return nil, 0, 0
+}
+
+// Read implements fs.NodeReader; the data lands in go-fuse's request buffer.
+func (n *nsNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	got, err := n.io.ReadAt(ctx, dest, off)
+	if err != nil {
+		n.log.Debug("read failed", "off", off, "len", len(dest), "error", err)
+		return nil, ToErrno(err)
+	}
+	return fuse.ReadResultData(dest[:got]), 0
+}
+
+// Write implements fs.NodeWriter.
+func (n *nsNode) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	put, err := n.io.WriteAt(ctx, data, off)
+	if err != nil {
+		n.log.Debug("write failed", "off", off, "len", len(data), "error", err)
+		return 0, ToErrno(err)
+	}
+	return uint32(put), 0
+}
+
+// Fsync implements fs.NodeFsyncer: fsync and fdatasync flush the device.
+func (n *nsNode) Fsync(ctx context.Context, fh fs.FileHandle, flags uint32) syscall.Errno {
+	return ToErrno(n.io.dev.Flush(ctx))
+}
+
+// Flush implements fs.NodeFlusher. close(2) does not flush a block device's
+// cache, and writes are never held back here.
+func (n *nsNode) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno { return 0 }
+
+// Allocate implements fs.NodeAllocater (fallocate PUNCH_HOLE, ZERO_RANGE).
+func (n *nsNode) Allocate(ctx context.Context, fh fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	return ToErrno(n.io.Allocate(ctx, int64(off), int64(size), mode))
+}
+
+// Getattr implements fs.NodeGetattrer.
+func (n *nsNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fill(&out.Attr, n.StableAttr().Ino)
+	out.SetTimeout(nsAttrTimeout)
+	return 0
+}
+
+// Setattr implements fs.NodeSetattrer. A device cannot be truncated: size
+// changes are ignored, as Linux ignores O_TRUNC on a block device.
+func (n *nsNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	n.fill(&out.Attr, n.StableAttr().Ino)
+	out.SetTimeout(nsAttrTimeout)
+	return 0
+}
