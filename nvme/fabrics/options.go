@@ -115,8 +115,9 @@ func kindOf(key string) (optKind, bool) {
 // trsvcid gets 8009, as the kernel's TCP transport does.
 //
 // Errors wrap ErrOption and name the key: `unknown option "foo"`,
-// `keep_alive_tmo: invalid value "x"`. TLS and DH-HMAC-CHAP options are
-// recognised but not supported.
+// `keep_alive_tmo: invalid value "x"`; base is then returned unchanged.
+// TLS and DH-HMAC-CHAP options are recognised but not supported. Call the
+// result's Validate for what creating a TCP controller requires.
 func ParseOptions(s string, base Options) (Options, error) {
 	o := base
 	katoSet := false
