@@ -1,5 +1,8 @@
-// LD_PRELOAD shim: makes /dev/nvmeXnY look like an NVMe namespace block device so that
-// libnvme 1.3 creates namespace objects (what it would see with the kernel driver).
+// LD_PRELOAD shim for nvme-cli 2.3 / libnvme 1.3 (test only, see compat_test.go):
+// makes /dev/nvmeXnY look like an NVMe namespace block device so that libnvme creates the
+// namespace objects it would create with the kernel driver. Everything else libnvme reads
+// (all of sysfs) is untouched. open -> an fd on "/", fstat -> S_IFBLK, NVME_IOCTL_ID -> the
+// nsid from the name, admin passthru (Identify) -> zeroed data, success.
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -13,7 +16,7 @@ static int fake_nsid[1024];
 static int fakeopen(const char *p) {
 	int a, b;
 	if (strncmp(p, "/dev/nvme", 9) || sscanf(p, "/dev/nvme%dn%d", &a, &b) != 2) return -1;
-	int fd = ((int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open"))("/dev/null", O_RDONLY);
+	int fd = ((int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open"))("/", O_RDONLY);
 	if (fd >= 0 && fd < 1024) fake_nsid[fd] = b;
 	return fd;
 }
