@@ -270,3 +270,27 @@ func topologyJSON(b *strings.Builder, v *view, opts PrintOptions) {
 	}
 	writeJSON(b, root)
 }
+
+// ParseRanking parses show-topology's -r value: "namespace", "ctrl" or "multipath".
+func ParseRanking(s string) (Ranking, error) {
+	switch s {
+	case "", "namespace":
+		return RankNamespace, nil
+	case "ctrl":
+		return RankCtrl, nil
+	case "multipath":
+		return RankMultipath, nil
+	}
+	return 0, fmt.Errorf("nvmecli: ranking %q: want namespace, ctrl or multipath", s)
+}
+
+// ParseDialect parses a dialect name: "current" (or "") and "2.3".
+func ParseDialect(s string) (Dialect, error) {
+	switch s {
+	case "", "current":
+		return DialectCurrent, nil
+	case "2.3":
+		return Dialect23, nil
+	}
+	return 0, fmt.Errorf("nvmecli: nvme-cli dialect %q: want current or 2.3", s)
+}

@@ -220,3 +220,22 @@ func TestWriteJSONEscaping(t *testing.T) {
 		t.Fatalf("got %q\nwant %q", b.String(), want)
 	}
 }
+
+func TestParseRankingDialect(t *testing.T) {
+	for s, want := range map[string]Ranking{"": RankNamespace, "namespace": RankNamespace, "ctrl": RankCtrl, "multipath": RankMultipath} {
+		if got, err := ParseRanking(s); err != nil || got != want {
+			t.Errorf("ParseRanking(%q) = %v, %v", s, got, err)
+		}
+	}
+	if _, err := ParseRanking("path"); err == nil {
+		t.Error("ParseRanking(path) accepted")
+	}
+	for s, want := range map[string]Dialect{"": DialectCurrent, "current": DialectCurrent, "2.3": Dialect23} {
+		if got, err := ParseDialect(s); err != nil || got != want {
+			t.Errorf("ParseDialect(%q) = %v, %v", s, got, err)
+		}
+	}
+	if _, err := ParseDialect("2.4"); err == nil {
+		t.Error("ParseDialect(2.4) accepted")
+	}
+}
