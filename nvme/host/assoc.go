@@ -33,6 +33,8 @@ type assoc struct {
 	// WithMaxTransfer).
 	maxXfer    int
 	anaUsed    bool
+	discovery  bool  // a discovery controller (option, NQN or CNTRLTYPE)
+	anatt      Timer // ANATT×2 timer while a group is in change state (under c.mu)
 	anaLogSize int
 	anaStates  map[uint32]nvme.ANAState // from setup
 	anaGroupOf map[uint32]uint32        // from setup
@@ -71,7 +73,7 @@ func kick(ch chan struct{}) {
 // and returns a ready association (not yet LIVE, no background goroutines).
 func (c *Controller) setupAssoc(ctx context.Context) (a *assoc, err error) {
 	o := c.opts
-	a = &assoc{c: c, kato: o.KeepAliveTmo,
+	a = &assoc{c: c, kato: o.KeepAliveTmo, discovery: c.discovery,
 		anaKick: make(chan struct{}, 1), scanKick: make(chan struct{}, 1), discKick: make(chan struct{}, 1)}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -105,13 +107,13 @@ func (c *Controller) setupAssoc(ctx context.Context) (a *assoc, err error) {
 		a.anaStates = anaMap(log)
 		a.anaGroupOf = anaGroupOf(log)
 	}
-	if !c.discovery {
+	if !a.discovery {
 		if err := c.setupIOQueues(ctx, a, addr); err != nil {
 			return a, err
 		}
 	}
 	c.configureAEN(ctx, a)
-	if !c.discovery {
+	if !a.discovery {
 		c.scanMu.Lock()
 		a.ns, err = c.scan(ctx, a)
 		c.scanMu.Unlock()
@@ -251,9 +253,7 @@ func (c *Controller) identify(ctx context.Context, a *assoc) error {
 	}
 	a.id = id
 	a.cqt = time.Duration(binary.LittleEndian.Uint16(buf[idcCQT:])) * time.Millisecond
-	if id.CNTRLTYPE == nvme.CtrlTypeDiscovery {
-		c.discovery = true
-	}
+	a.discovery = c.discovery || id.CNTRLTYPE == nvme.CtrlTypeDiscovery
 	if id.CNTLID != a.cntlid {
 		return fmt.Errorf("%w: Mismatching cntlid: Connect %d vs Identify %d, rejecting", ErrIdentify, a.cntlid, id.CNTLID)
 	}
@@ -263,7 +263,7 @@ func (c *Controller) identify(ctx context.Context, a *assoc) error {
 	if id.SGLS&3 == 0 {
 		return fmt.Errorf("%w: Mandatory sgls are not supported!", ErrIdentify)
 	}
-	if !c.discovery {
+	if !a.discovery {
 		if id.KAS == 0 {
 			return fmt.Errorf("%w: keep-alive support is mandatory for fabrics", ErrIdentify)
 		}
@@ -281,7 +281,7 @@ func (c *Controller) identify(ctx context.Context, a *assoc) error {
 			a.maxXfer = lim
 		}
 	}
-	if id.CMIC&nvme.CMICANA != 0 && !c.discovery {
+	if id.CMIC&nvme.CMICANA != 0 && !a.discovery {
 		size := nvme.ANALogSize(id.NANAGRPID, id.MNAN)
 		switch {
 		case id.NANAGRPID == 0 || id.ANAGRPMAX == 0:
@@ -426,6 +426,12 @@ func (a *assoc) teardown() {
 	a.once.Do(func() {
 		a.markLost(a.c.clk.Now())
 		a.cancel()
+		a.c.mu.Lock()
+		if a.anatt != nil {
+			a.anatt.Stop()
+			a.anatt = nil
+		}
+		a.c.mu.Unlock()
 		for _, q := range a.io {
 			q.Close()
 		}
@@ -499,7 +505,7 @@ func (a *assoc) aerLoop() {
 			kick(a.discKick)
 		case ev.Type == nvme.AENTypeError && ev.Info == 0x03:
 			c.log.Error("persistent internal error, resetting controller")
-			c.errorRecovery(a, errors.New("async event: persistent internal error"))
+			c.resetAsync(a, errors.New("async event: persistent internal error"))
 			return
 		default:
 			c.log.Warn("unhandled async event", "dw0", fmt.Sprintf("0x%08x", cqe.DW0))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"runtime"
 	"strings"
@@ -106,6 +107,7 @@ type Controller struct {
 	namespaces []Namespace
 	ana        map[uint32]nvme.ANAState
 	failfast   Timer
+	ffGen      uint64 // generation of the fast_io_fail timer
 	closing    bool
 
 	// Hot-path mirrors, written under mu.
@@ -239,9 +241,12 @@ func (c *Controller) goLive(a *assoc) bool {
 		return false
 	}
 	old := c.assoc
+	oldANA := c.ana
 	c.assoc = a
 	c.cur.Store(a)
 	nsChanged := c.installNamespacesLocked(a.ns, a.anaStates)
+	anaChanged := a.anaUsed && !maps.Equal(oldANA, a.anaStates)
+	c.updateANATTLocked(a)
 	c.mu.Unlock()
 	if old != nil && old != a {
 		old.teardown()
@@ -251,6 +256,9 @@ func (c *Controller) goLive(a *assoc) bool {
 	}
 	if nsChanged && old != nil {
 		c.pushEvent(NamespacesChanged)
+	}
+	if anaChanged && old != nil {
+		c.pushEvent(ANAChanged)
 	}
 	a.start()
 	return true
@@ -273,7 +281,12 @@ func (c *Controller) Subscribe(fn func(Event)) (cancel func()) { return c.events
 func (c *Controller) Options() fabrics.Options { return c.opts }
 
 // Discovery reports a discovery controller.
-func (c *Controller) Discovery() bool { return c.discovery }
+func (c *Controller) Discovery() bool {
+	if a := c.cur.Load(); a != nil {
+		return a.discovery
+	}
+	return c.discovery
+}
 
 // Identify returns the Identify Controller data of the current
 // association (nil before the first connect).

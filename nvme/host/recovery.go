@@ -147,10 +147,12 @@ func (c *Controller) startFailfastLocked() {
 	if tmo < 0 {
 		return
 	}
+	c.ffGen++
+	gen := c.ffGen
 	c.failfast = c.clk.AfterFunc(tmo, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.state != StateConnecting {
+		if c.state != StateConnecting || c.ffGen != gen {
 			return
 		}
 		c.failfastExpired.Store(true)
@@ -165,7 +167,26 @@ func (c *Controller) stopFailfastLocked() {
 		c.failfast.Stop()
 		c.failfast = nil
 	}
+	c.ffGen++
 	c.failfastExpired.Store(false)
+}
+
+// resetAsync is nvme_reset_ctrl for internal triggers (ANATT expiry,
+// persistent internal error): like error recovery, but the first
+// reconnect attempt is immediate.
+func (c *Controller) resetAsync(a *assoc, cause error) bool {
+	if !c.beginBackground() {
+		return false
+	}
+	if !c.changeState(StateResetting, a, cause) {
+		c.bg.Done()
+		return false
+	}
+	go func() {
+		defer c.bg.Done()
+		c.resetWork(a, cause, true)
+	}()
+	return true
 }
 
 // Reset resets the controller (sysfs reset_controller): LIVE ->
@@ -174,17 +195,9 @@ func (c *Controller) stopFailfastLocked() {
 // deleted (error), or ctx ends.
 func (c *Controller) Reset(ctx context.Context) error {
 	a := c.cur.Load()
-	if !c.beginBackground() {
-		return ErrClosed
-	}
-	if a == nil || !c.changeState(StateResetting, a, errors.New("reset requested")) {
-		c.bg.Done()
+	if a == nil || !c.resetAsync(a, errors.New("reset requested")) {
 		return fmt.Errorf("nvme host: cannot reset in state %s", c.State())
 	}
-	go func() {
-		defer c.bg.Done()
-		c.resetWork(a, errors.New("reset requested"), true)
-	}()
 	return c.WaitState(ctx, func(s State) bool { return s != StateResetting && s != StateConnecting }, func(s State) error {
 		if s == StateLive {
 			return nil

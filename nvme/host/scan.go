@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
@@ -172,6 +173,7 @@ func (c *Controller) refreshANA(ctx context.Context, a *assoc) error {
 		}
 	}
 	c.installNamespacesLocked(list, nil)
+	c.updateANATTLocked(a)
 	c.mu.Unlock()
 	if changed {
 		c.pushEvent(ANAChanged)
@@ -242,4 +244,30 @@ func (c *Controller) Rescan(ctx context.Context) error {
 		return err
 	}
 	return c.rescan(ctx, a)
+}
+
+// updateANATTLocked runs the ANATT timer (nvme_update_ana_state): while
+// some group is in change state, a timer of 2×ANATT seconds; if it expires
+// the controller is reset. Called with c.mu held.
+func (c *Controller) updateANATTLocked(a *assoc) {
+	if !a.anaUsed {
+		return
+	}
+	inChange := false
+	for _, s := range c.ana {
+		if s == nvme.ANAChange {
+			inChange = true
+		}
+	}
+	switch {
+	case inChange && a.anatt == nil:
+		d := 2 * time.Duration(a.id.ANATT) * time.Second
+		a.anatt = c.clk.AfterFunc(d, func() {
+			c.log.Warn("ANATT timeout, resetting controller.")
+			c.resetAsync(a, errors.New("ANATT timeout"))
+		})
+	case !inChange && a.anatt != nil:
+		a.anatt.Stop()
+		a.anatt = nil
+	}
 }
