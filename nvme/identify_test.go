@@ -241,3 +241,24 @@ func FuzzParseIdentifyNamespace(f *testing.F) {
 		}
 	})
 }
+
+// Parsing hand-placed bytes, independently of Marshal (reference §4.1).
+func TestParseIdentifyControllerFromHandBuiltBytes(t *testing.T) {
+	b := make([]byte, IdentifyDataSize)
+	put16(b, 78, 0x0102)   // CNTLID
+	put16(b, 320, 10)      // KAS
+	b[342] = 0x21          // ANATT
+	put32(b, 344, 0x80)    // ANAGRPMAX
+	put32(b, 536, 0x1)     // SGLS
+	put32(b, 1792, 0x404)  // IOCCSZ
+	put16(b, 1800, 0x0003) // ICDOFF
+	copy(b[768:], "nqn.test\x00junk")
+	c, err := ParseIdentifyController(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CNTLID != 0x0102 || c.KAS != 10 || c.ANATT != 0x21 || c.ANAGRPMAX != 0x80 || c.SGLS != 1 ||
+		c.IOCCSZ != 0x404 || c.ICDOFF != 3 || c.SubNQN != "nqn.test" {
+		t.Fatalf("parsed %+v", c)
+	}
+}
