@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpathfs/mpathfs/fusefs"
 	"github.com/mpathfs/mpathfs/sysfsview"
 	"github.com/mpathfs/mpathfs/sysfsview/sysfsviewtest"
 )
@@ -281,6 +282,43 @@ func TestNvmeCliListSubsysCompat(t *testing.T) {
 		want := issuePaths
 		want.nqn, want.hostnqn = sysfsviewtest.FixtureNQN, sysfsviewtest.FixtureHostNQN
 		checkCompat(t, cli, root, want)
+	})
+
+	// The same tree served by fusefs on a real FUSE mount: what `mpathfs mount` shows.
+	t.Run("fusefs", func(t *testing.T) {
+		if _, err := os.Stat("/dev/fuse"); err != nil {
+			t.Skipf("FUSE unavailable: %v", err)
+		}
+		fix, err := sysfsviewtest.NewFixture(sysfsview.NewTree(nil), 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mnt := t.TempDir()
+		server, err := fusefs.Mount(mnt, fusefs.NewRoot(fix.Tree, nil), fusefs.Options{})
+		if err != nil {
+			t.Skipf("FUSE mount failed: %v", err)
+		}
+		t.Cleanup(func() {
+			if err := server.Unmount(); err != nil {
+				t.Errorf("unmount: %v", err)
+			}
+		})
+		want := issuePaths
+		want.nqn, want.hostnqn = sysfsviewtest.FixtureNQN, sysfsviewtest.FixtureHostNQN
+		checkCompat(t, cli, mnt, want)
+
+		// Live values: a path going inaccessible and a controller reconnecting show at once.
+		fix.Path0.SetANA(true, "inaccessible")
+		fix.Ctrl1.SetState("connecting")
+		if cli.shim != "" && cli.version == "2.3" {
+			out := cli.run(t, mnt, true, "list-subsys", "/dev/nvme0n1")
+			want := "nvme-subsys0 - NQN=" + sysfsviewtest.FixtureNQN + "\n\\\n" +
+				" +- nvme0 tcp traddr=127.0.0.1,trsvcid=4420,src_addr=127.0.0.1 live inaccessible\n" +
+				" +- nvme1 tcp traddr=127.0.0.1,trsvcid=4421,src_addr=127.0.0.1 connecting non-optimized\n"
+			if out != want {
+				t.Errorf("after changes, list-subsys /dev/nvme0n1:\n%s\nwant:\n%s", out, want)
+			}
+		}
 	})
 }
 
