@@ -19,14 +19,14 @@ type pathSpec struct {
 	out, est   int64 // service-time: outstanding bytes, ns per KiB
 }
 
-func opt(node int) pathSpec   { return pathSpec{state: mpath.StateOptimized, node: node} }
+func opt(node int) pathSpec    { return pathSpec{state: mpath.StateOptimized, node: node} }
 func nonopt(node int) pathSpec { return pathSpec{state: mpath.StateNonOptimized, node: node} }
-func other(node int) pathSpec { return pathSpec{state: mpath.StateOther, node: node} }
+func other(node int) pathSpec  { return pathSpec{state: mpath.StateOther, node: node} }
 
-func (p pathSpec) disable() pathSpec         { p.disabled = true; return p }
-func (p pathSpec) unready() pathSpec         { p.notReady = true; return p }
-func (p pathSpec) pending() pathSpec         { p.anaPending = true; return p }
-func (p pathSpec) depth(n int64) pathSpec    { p.inflight = n; return p }
+func (p pathSpec) disable() pathSpec          { p.disabled = true; return p }
+func (p pathSpec) unready() pathSpec          { p.notReady = true; return p }
+func (p pathSpec) pending() pathSpec          { p.anaPending = true; return p }
+func (p pathSpec) depth(n int64) pathSpec     { p.inflight = n; return p }
 func (p pathSpec) st(out, est int64) pathSpec { p.out, p.est = out, est; return p }
 
 const none = -1 // "no path" in want / cache columns
