@@ -239,3 +239,29 @@ func TestParseRankingDialect(t *testing.T) {
 		t.Error("ParseDialect(2.4) accepted")
 	}
 }
+
+// Measured with nvme-cli 2.3: a path without ana_state is "optimized", a controller without
+// state prints "(null)" (and crashes nvme-cli's JSON output, so the tree must always have it).
+func TestWriteMissingAttrs23(t *testing.T) {
+	ft := twoSubsystems()
+	root := ft.build(t, t.TempDir())
+	for _, p := range []string{"sys/block/nvme0c1n1/ana_state", "sys/class/nvme/nvme1/state"} {
+		if err := os.Remove(filepath.Join(root, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	topo, err := ReadTopology(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteListSubsys(&b, topo, PrintOptions{Dialect: Dialect23, Device: "nvme0n1"}); err != nil {
+		t.Fatal(err)
+	}
+	want := "nvme-subsys0 - NQN=nqn.test:a\n\\\n" +
+		" +- nvme0 tcp traddr=127.0.0.1,trsvcid=4420 live optimized\n" +
+		" +- nvme1 tcp traddr=127.0.0.1,trsvcid=4421 (null) optimized\n"
+	if b.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
