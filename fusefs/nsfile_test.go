@@ -1,0 +1,246 @@
+package fusefs_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func randBytes(seed int64, n int) []byte {
+	p := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(p)
+	return p
+}
+
+func TestNamespaceStat(t *testing.T) {
+	t.Parallel()
+	e := mount(t)
+	fi, err := os.Stat(e.path("nvme0n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Size() != nsSize || st.Blksize != 4096 || !fi.Mode().IsRegular() {
+		t.Fatalf("stat: size %d blksize %d mode %v", fi.Size(), st.Blksize, fi.Mode())
+	}
+}
+
+func TestDD(t *testing.T) {
+	t.Parallel()
+	e := mount(t)
+	src := t.TempDir() + "/src"
+	data := randBytes(1, 8<<20)
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"bs=4k buffered", []string{"bs=4k", "conv=notrunc"}},
+		{"bs=1M direct", []string{"bs=1M", "conv=notrunc", "oflag=direct"}},
+		{"bs=4k direct seek", []string{"bs=4k", "conv=notrunc", "oflag=direct", "seek=100"}},
+	} {
+		off := int64(0)
+		for _, a := range tc.args {
+			if a == "seek=100" {
+				off = 100 * 4096
+			}
+		}
+		args := append([]string{"if=" + src, "of=" + e.path("nvme0n1"), "status=none"}, tc.args...)
+		if out, err := run(t, "dd", args...); err != nil {
+			t.Fatalf("%s: dd: %v %s", tc.name, err, out)
+		}
+		if got := e.dev.Snapshot()[off : off+int64(len(data))]; !bytes.Equal(got, data) {
+			t.Fatalf("%s: device content differs", tc.name)
+		}
+		// Read back with dd, direct and buffered.
+		for _, iflag := range []string{"iflag=direct", "iflag=fullblock"} {
+			dst := t.TempDir() + "/dst"
+			skip := fmt.Sprintf("skip=%d", off/4096)
+			if out, err := run(t, "dd", "if="+e.path("nvme0n1"), "of="+dst, "bs=4k", skip, fmt.Sprintf("count=%d", len(data)/4096), iflag, "status=none"); err != nil {
+				t.Fatalf("%s: dd read %s: %v %s", tc.name, iflag, err, out)
+			}
+			if got, _ := os.ReadFile(dst); !bytes.Equal(got, data) {
+				t.Fatalf("%s: dd read back (%s) differs", tc.name, iflag)
+			}
+		}
+	}
+	if c := e.dev.Counts(); c.Misaligned != 0 {
+		t.Fatalf("device saw misaligned I/O: %+v", c)
+	}
+}
+
+func TestUnalignedEdges(t *testing.T) {
+	t.Parallel()
+	e := mount(t)
+	for _, flags := range []int{os.O_RDWR, os.O_RDWR | syscall.O_DIRECT} {
+		f, err := os.OpenFile(e.path("nvme0n1"), flags, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model := e.dev.Snapshot()
+		rng := rand.New(rand.NewSource(int64(flags)))
+		for i := 0; i < 200; i++ {
+			off := rng.Int63n(1 << 20)
+			p := randBytes(int64(i), rng.Intn(3*4096)+1)
+			if n, err := f.WriteAt(p, off); err != nil || n != len(p) {
+				t.Fatalf("flags %#x: pwrite %d@%d: %d %v", flags, len(p), off, n, err)
+			}
+			copy(model[off:], p)
+			roff := rng.Int63n(1 << 20)
+			q := make([]byte, rng.Intn(3*4096)+1)
+			if n, err := f.ReadAt(q, roff); err != nil || n != len(q) {
+				t.Fatalf("flags %#x: pread %d@%d: %d %v", flags, len(q), roff, n, err)
+			}
+			if !bytes.Equal(q, model[roff:roff+int64(len(q))]) {
+				t.Fatalf("flags %#x: pread %d@%d differs from model", flags, len(q), roff)
+			}
+		}
+		f.Close()
+		if !bytes.Equal(e.dev.Snapshot(), model) {
+			t.Fatalf("flags %#x: device differs from model", flags)
+		}
+	}
+	if c := e.dev.Counts(); c.Misaligned != 0 {
+		t.Fatalf("device saw misaligned I/O: %+v", c)
+	}
+}
+
+func TestConcurrentUnalignedWritersSameBlock(t *testing.T) {
+	t.Parallel()
+	e := mount(t)
+	const writers, rounds, span = 8, 100, 97
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		f, err := os.OpenFile(e.path("nvme0n1"), os.O_RDWR|syscall.O_DIRECT, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		wg.Add(1)
+		go func(w int, f *os.File) {
+			defer wg.Done()
+			p := make([]byte, span)
+			for r := 0; r < rounds; r++ {
+				for i := range p {
+					p[i] = byte(w*rounds + r)
+				}
+				if _, err := f.WriteAt(p, 8192+int64(w)*(span+3)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w, f)
+	}
+	wg.Wait()
+	data := e.dev.Snapshot()
+	for w := 0; w < writers; w++ {
+		want := byte(w*rounds + rounds - 1)
+		off := 8192 + w*(span+3)
+		if got := data[off : off+span]; !bytes.Equal(got, bytes.Repeat([]byte{want}, span)) {
+			t.Fatalf("writer %d's bytes torn: %v", w, got[:8])
+		}
+	}
+}
+
+func TestEndOfDevice(t *testing.T) {
+	t.Parallel()
+	e := mount(t)
+	for _, flags := range []int{os.O_RDWR, os.O_RDWR | syscall.O_DIRECT} {
+		f, err := os.OpenFile(e.path("nvme0n1"), flags, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 8192)
+		if n, err := f.ReadAt(buf, nsSize); n != 0 {
+			t.Errorf("flags %#x: read at end: %d %v, want 0 bytes", flags, n, err)
+		}
+		if n, _ := f.ReadAt(buf, nsSize-100); n != 100 {
+			t.Errorf("flags %#x: read across end: %d bytes, want 100", flags, n)
+		}
+		if _, err := f.WriteAt(buf[:10], nsSize); !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("flags %#x: write at end: %v, want ENOSPC", flags, err)
+		}
+		if _, err := f.WriteAt(buf[:4096], nsSize+4096); !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("flags %#x: write past end: %v, want ENOSPC", flags, err)
+		}
+		f.Close()
+	}
+	if fi, _ := os.Stat(e.path("nvme0n1")); fi.Size() != nsSize {
+		t.Fatalf("size changed to %d", fi.Size())
+	}
+}
+
+func TestFallocateAndFsync(t *testing.T) {
+	t.Parallel()
+	e := mount(t)
+	f, err := os.OpenFile(e.path("nvme0n1"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ones := bytes.Repeat([]byte{0xff}, 64<<10)
+	if _, err := f.WriteAt(ones, 0); err != nil {
+		t.Fatal(err)
+	}
+	fd := int(f.Fd())
+	if err := unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 1000, 10000); err != nil {
+		t.Fatalf("punch: %v", err)
+	}
+	if err := unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE, 30000, 9000); err != nil {
+		t.Fatalf("zero range: %v", err)
+	}
+	if err := unix.Fallocate(fd, 0, 0, 4096); !errors.Is(err, syscall.EOPNOTSUPP) {
+		t.Fatalf("plain fallocate: %v, want EOPNOTSUPP", err)
+	}
+	want := bytes.Repeat([]byte{0xff}, 64<<10)
+	clear(want[1000:11000])
+	clear(want[30000:39000])
+	got := make([]byte, len(want))
+	if _, err := f.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("content after punch/zero differs")
+	}
+	c := e.dev.Counts()
+	if c.Deallocates != 1 || c.WriteZeroes != 1 {
+		t.Fatalf("counts after fallocate %+v, want 1 deallocate 1 write-zeroes", c)
+	}
+	for i := 0; i < 3; i++ {
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Fdatasync(fd); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.dev.Counts().Flushes; got != 4 {
+		t.Fatalf("flushes = %d, want 4", got)
+	}
+}
+
+func TestFioVerify(t *testing.T) {
+	t.Parallel()
+	e := mount(t)
+	if _, err := exec.LookPath("fio"); err != nil {
+		t.Skipf("fio not installed: %v", err)
+	}
+	out, err := run(t, "fio", "--name=v", "--filename="+e.path("nvme0n1"), "--rw=randwrite", "--bs=4k",
+		"--iodepth=16", "--ioengine=libaio", "--direct=1", "--verify=crc32c", "--size=16M")
+	if err != nil { // fio exits non-zero on any I/O or verify error
+		t.Fatalf("fio: %v\n%s", err, out)
+	}
+	if c := e.dev.Counts(); c.Writes < 4096 || c.Misaligned != 0 {
+		t.Fatalf("device counts %+v after fio", c)
+	}
+}
