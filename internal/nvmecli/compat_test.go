@@ -115,14 +115,16 @@ type compatCase struct {
 	topo bool
 }
 
-var compatCases = []compatCase{
-	{[]string{"list-subsys"}, PrintOptions{}, false},
-	{[]string{"list-subsys", "-o", "json"}, PrintOptions{JSON: true}, false},
-	{[]string{"list-subsys", "/dev/nvme0n1"}, PrintOptions{Device: "/dev/nvme0n1"}, false},
-	{[]string{"list-subsys", "-o", "json", "/dev/nvme0n1"}, PrintOptions{JSON: true, Device: "/dev/nvme0n1"}, false},
-	{[]string{"show-topology"}, PrintOptions{}, true},
-	{[]string{"show-topology", "-r", "ctrl"}, PrintOptions{Ranking: RankCtrl}, true},
-	{[]string{"show-topology", "-o", "json"}, PrintOptions{JSON: true}, true},
+func compatCases() []compatCase {
+	return []compatCase{
+		{[]string{"list-subsys"}, PrintOptions{}, false},
+		{[]string{"list-subsys", "-o", "json"}, PrintOptions{JSON: true}, false},
+		{[]string{"list-subsys", "/dev/nvme0n1"}, PrintOptions{Device: "/dev/nvme0n1"}, false},
+		{[]string{"list-subsys", "-o", "json", "/dev/nvme0n1"}, PrintOptions{JSON: true, Device: "/dev/nvme0n1"}, false},
+		{[]string{"show-topology"}, PrintOptions{}, true},
+		{[]string{"show-topology", "-r", "ctrl"}, PrintOptions{Ranking: RankCtrl}, true},
+		{[]string{"show-topology", "-o", "json"}, PrintOptions{JSON: true}, true},
+	}
 }
 
 // expectedPaths is the issue's topology: one subsystem, nvme0 optimized, nvme1 non-optimized.
@@ -167,7 +169,7 @@ func checkCompat(t *testing.T, cli *nvmeCLI, root string, want expectedPaths) {
 			t.Logf("%s: skipped, no gcc to build testdata/fakedev.c", v.name)
 			continue
 		}
-		for _, c := range compatCases {
+		for _, c := range compatCases() {
 			got := cli.run(t, root, v.kernel, c.args...)
 			opts := c.opts
 			opts.Dialect = Dialect23
@@ -202,11 +204,12 @@ func checkCompat(t *testing.T, cli *nvmeCLI, root string, want expectedPaths) {
 	}
 }
 
-var issuePaths = expectedPaths{
-	lines: []string{
+// issuePaths is the issue's expected view of the fixture: nvme0 optimized, nvme1 non-optimized.
+func issuePaths(nqn, hostnqn string) expectedPaths {
+	return expectedPaths{nqn: nqn, hostnqn: hostnqn, lines: []string{
 		" +- nvme0 tcp traddr=127.0.0.1,trsvcid=4420,src_addr=127.0.0.1 live optimized",
 		" +- nvme1 tcp traddr=127.0.0.1,trsvcid=4421,src_addr=127.0.0.1 live non-optimized",
-	},
+	}}
 }
 
 func TestNvmeCliListSubsysCompat(t *testing.T) {
@@ -220,8 +223,7 @@ func TestNvmeCliListSubsysCompat(t *testing.T) {
 			heads:      [][2]int{{0, 1}},
 			paths:      []fakePath{{0, 0, 1, "optimized"}, {0, 1, 1, "non-optimized"}},
 		}
-		want := issuePaths
-		want.nqn, want.hostnqn = sysfsviewtest.FixtureNQN, testHostNQN
+		want := issuePaths(sysfsviewtest.FixtureNQN, testHostNQN)
 		checkCompat(t, cli, ft.build(t, t.TempDir()), want)
 	})
 
@@ -241,7 +243,7 @@ func TestNvmeCliListSubsysCompat(t *testing.T) {
 			t.Fatal(err)
 		}
 		// nvme-subsys1 is printed first (libnvme order), so only compare, no header check.
-		for _, c := range compatCases {
+		for _, c := range compatCases() {
 			if cli.version != "2.3" {
 				break
 			}
@@ -279,8 +281,7 @@ func TestNvmeCliListSubsysCompat(t *testing.T) {
 		if err := dumpTree(tree.Root(), root); err != nil {
 			t.Fatal(err)
 		}
-		want := issuePaths
-		want.nqn, want.hostnqn = sysfsviewtest.FixtureNQN, sysfsviewtest.FixtureHostNQN
+		want := issuePaths(sysfsviewtest.FixtureNQN, sysfsviewtest.FixtureHostNQN)
 		checkCompat(t, cli, root, want)
 	})
 
@@ -303,8 +304,7 @@ func TestNvmeCliListSubsysCompat(t *testing.T) {
 				t.Errorf("unmount: %v", err)
 			}
 		})
-		want := issuePaths
-		want.nqn, want.hostnqn = sysfsviewtest.FixtureNQN, sysfsviewtest.FixtureHostNQN
+		want := issuePaths(sysfsviewtest.FixtureNQN, sysfsviewtest.FixtureHostNQN)
 		checkCompat(t, cli, mnt, want)
 
 		// Live values: a path going inaccessible and a controller reconnecting show at once.
