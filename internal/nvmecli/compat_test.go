@@ -76,6 +76,16 @@ func requireNvmeCLI(t *testing.T) *nvmeCLI {
 		t.Skipf("unrecognised nvme version output %q", out)
 	}
 	cli := &nvmeCLI{nvme: nvme, unshare: unshare, version: string(m[1])}
+	// Probe: private mount namespaces and bind mounts need CAP_SYS_ADMIN (containers may lack it).
+	probe := t.TempDir()
+	for _, d := range []string{"sys/class/nvme", "sys/class/nvme-subsystem", "sys/block"} {
+		if err := os.MkdirAll(filepath.Join(probe, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(unshare, "-m", "sh", "-c", compatScript, "sh", probe, "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot bind-mount over /sys in a private mount namespace: %v: %s", err, out)
+	}
 	if cc, err := exec.LookPath("gcc"); err == nil {
 		so := filepath.Join(t.TempDir(), "fakedev.so")
 		cmd := exec.Command(cc, "-shared", "-fPIC", "-O2", "-o", so, filepath.Join("testdata", "fakedev.c"), "-ldl")
