@@ -624,3 +624,72 @@ func TestConnectRejected(t *testing.T) {
 		t.Fatalf("Connect to unknown NQN: %v, want a DNR status", err)
 	}
 }
+
+// TestDNRStopsReconnect: once the subsystem is unlinked from the port,
+// reconnect's Connect fails with a DNR status and the controller goes dead
+// at once, although ctrl_loss_tmo is forever.
+func TestDNRStopsReconnect(t *testing.T) {
+	e := newEnv(t)
+	c := connect(t, e.opts(0))
+	ev := record(c)
+	if err := e.ports[0].UnlinkSubsystem(testNQN); err != nil {
+		t.Fatal(err)
+	}
+	ev.waitState(t, StateConnecting)
+	dead := ev.waitState(t, StateDead)
+	var st nvme.Status
+	if !errors.Is(dead.Err, ErrCtrlLoss) || !errors.As(dead.Err, &st) || !st.DNR() {
+		t.Fatalf("dead cause %v, want ErrCtrlLoss with a DNR status", dead.Err)
+	}
+}
+
+// TestDiscoverPersistent: the callback gets the log at connect and again
+// after a discovery-log-change AEN (a port was added).
+func TestDiscoverPersistent(t *testing.T) {
+	e := newEnv(t)
+	o := e.opts(0)
+	o.SubsysNQN = ""
+	logs := make(chan *nvme.DiscoveryLog, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+	defer cancel()
+	c, err := DiscoverPersistent(ctx, o, testLogger(t), func(dl *nvme.DiscoveryLog, err error) {
+		if err != nil {
+			t.Errorf("discovery log: %v", err)
+			return
+		}
+		logs <- dl
+	}, testOpts()...)
+	if err != nil {
+		t.Fatalf("DiscoverPersistent: %v", err)
+	}
+	defer c.Close(context.Background())
+	if !c.Discovery() || c.KATO() <= 0 {
+		t.Fatalf("discovery %v kato %s", c.Discovery(), c.KATO())
+	}
+	first := <-logs
+	p, err := e.tgt.AddPort(target.PortConfig{ID: 9, Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.LinkSubsystem(testNQN); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprint(p.Addr().Port)
+	timer := time.NewTimer(failAfter)
+	defer timer.Stop()
+	for {
+		select {
+		case dl := <-logs:
+			if dl.GenCtr == first.GenCtr {
+				t.Fatalf("genctr unchanged after AEN: %d", dl.GenCtr)
+			}
+			for _, en := range dl.Entries {
+				if en.TrSvcID == want && en.SubNQN == testNQN {
+					return
+				}
+			}
+		case <-timer.C:
+			t.Fatal("no discovery log with the new port")
+		}
+	}
+}
