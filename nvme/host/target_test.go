@@ -13,6 +13,7 @@ import (
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 	"github.com/mpathfs/mpathfs/nvme/target"
+	"github.com/mpathfs/mpathfs/nvme/tcp"
 )
 
 type env struct {
@@ -692,4 +693,32 @@ func TestDiscoverPersistent(t *testing.T) {
 			t.Fatal("no discovery log with the new port")
 		}
 	}
+}
+
+// TestIOTimeoutRecovery: with keep-alive off, an I/O command timeout alone
+// starts error recovery; every command in flight fails with *AbortedError.
+func TestIOTimeoutRecovery(t *testing.T) {
+	e := newEnv(t)
+	o := e.opts(0)
+	o.KeepAliveTmo = 0
+	c := connect(t, o, WithIOTimeout(300*time.Millisecond))
+	ev := record(c)
+	e.ports[0].Stall(true)
+	const n = 16
+	res := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) { res <- c.Read(context.Background(), 1, uint64(i*8), make([]byte, 4096)) }(i)
+	}
+	st := ev.waitState(t, StateResetting)
+	if !errors.Is(st.Err, tcp.ErrTimeout) {
+		t.Errorf("recovery cause %v, want a command timeout", st.Err)
+	}
+	for i := 0; i < n; i++ {
+		err := <-res
+		if !errors.Is(err, nvme.StatusHostAborted) {
+			t.Fatalf("in-flight read %d: %v, want 0x371", i, err)
+		}
+	}
+	e.ports[0].Stall(false)
+	ev.waitState(t, StateLive)
 }
