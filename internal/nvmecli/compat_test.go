@@ -37,6 +37,7 @@ fi
 mount --bind "$root/sys/class/nvme-subsystem" /sys/class/nvme-subsystem
 mount --bind "$root/sys/class/nvme" /sys/class/nvme
 mount --bind "$root/sys/block" /sys/block
+if [ -d "$root/sys/devices" ]; then mount --bind "$root/sys/devices" /sys/devices; fi
 mount -t tmpfs nvmecli-test /dev
 exec "$@"
 `
@@ -278,6 +279,18 @@ func TestNvmeCliListSubsysCompat(t *testing.T) {
 				t.Errorf("kernel view, list-subsys nvme0n1:\n%s\nwant:\n%s", out, want)
 			}
 		}
+	})
+
+	// The kernel's own layout (class entries linking into sys/devices, which is then bind
+	// mounted too): the real client and our printers agree on it as well.
+	t.Run("kernel-layout", func(t *testing.T) {
+		ft := fakeTree{
+			subsystems: []fakeSubsys{{0, sysfsviewtest.FixtureNQN, "numa"}},
+			ctrls:      []fakeCtrl{{0, 0, 4420, "live", true}, {1, 0, 4421, "live", true}},
+			heads:      [][2]int{{0, 1}},
+			paths:      []fakePath{{0, 0, 1, "optimized"}, {0, 1, 1, "non-optimized"}},
+		}
+		checkCompat(t, cli, ft.buildKernelShaped(t, t.TempDir()), issuePaths(sysfsviewtest.FixtureNQN, testHostNQN))
 	})
 
 	// The fs helper's attribute tree, written out as files: checks its layout (names, links,

@@ -188,3 +188,32 @@ func FuzzNames(f *testing.F) {
 		}
 	})
 }
+
+// The kernel's own layout (symlinks into sys/devices) reads into the same Topology as our
+// flat layout, so `mpathfs list-subsys /` works on a Linux host too.
+func TestReadTopologyKernelLayout(t *testing.T) {
+	ft := twoSubsystems()
+	flat, err := ReadTopology(ft.build(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kern, err := ReadTopology(ft.buildKernelShaped(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []PrintOptions{{JSON: true, Dialect: Dialect23}, {JSON: true, Verbose: true, Ranking: RankMultipath}} {
+		var a, b strings.Builder
+		if err := WriteShowTopology(&a, flat, o); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteShowTopology(&b, kern, o); err != nil {
+			t.Fatal(err)
+		}
+		if a.String() != b.String() {
+			t.Errorf("kernel layout differs: %s", diffText(a.String(), b.String()))
+		}
+		if !strings.Contains(b.String(), `"ANAState":"inaccessible"`) {
+			t.Errorf("kernel layout lost ANA states:\n%s", b.String())
+		}
+	}
+}

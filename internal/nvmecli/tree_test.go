@@ -160,3 +160,59 @@ func withoutNamespaces(t *Topology) *Topology {
 	}
 	return out
 }
+
+// buildKernelShaped writes ft the way the kernel lays sysfs out: class and block entries are
+// symlinks into sys/devices, heads are directories of the subsystem device and path disks
+// directories of their controller device, without our extra links.
+func (ft fakeTree) buildKernelShaped(t testing.TB, root string) string {
+	t.Helper()
+	flat := ft.build(t, t.TempDir())
+	dev := filepath.Join(root, "sys", "devices", "virtual")
+	copyAttrs := func(from, to string) {
+		ents, err := os.ReadDir(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(from, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(to, e.Name()), string(b))
+		}
+	}
+	for _, s := range ft.subsystems {
+		name := fmt.Sprintf("nvme-subsys%d", s.idx)
+		copyAttrs(filepath.Join(flat, "sys/class/nvme-subsystem", name), filepath.Join(dev, "nvme-subsystem", name))
+		symlink(t, "../../devices/virtual/nvme-subsystem/"+name, filepath.Join(root, "sys/class/nvme-subsystem", name))
+	}
+	for _, c := range ft.ctrls {
+		name := fmt.Sprintf("nvme%d", c.idx)
+		copyAttrs(filepath.Join(flat, "sys/class/nvme", name), filepath.Join(dev, "nvme-fabrics/ctl", name))
+		symlink(t, "../../devices/virtual/nvme-fabrics/ctl/"+name, filepath.Join(root, "sys/class/nvme", name))
+		symlink(t, "../../nvme-fabrics/ctl/"+name, filepath.Join(dev, "nvme-subsystem", fmt.Sprintf("nvme-subsys%d", c.subsys), name))
+	}
+	for _, h := range ft.heads {
+		name := fmt.Sprintf("nvme%dn%d", h[0], h[1])
+		sub := fmt.Sprintf("nvme-subsys%d", h[0])
+		copyAttrs(filepath.Join(flat, "sys/block", name), filepath.Join(dev, "nvme-subsystem", sub, name))
+		if err := os.MkdirAll(filepath.Join(dev, "nvme-subsystem", sub, name, "multipath"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		symlink(t, "../devices/virtual/nvme-subsystem/"+sub+"/"+name, filepath.Join(root, "sys/block", name))
+	}
+	for _, p := range ft.paths {
+		name := fmt.Sprintf("nvme%dc%dn%d", p.subsys, p.ctrl, p.nsid)
+		ctrl := fmt.Sprintf("nvme%d", p.ctrl)
+		copyAttrs(filepath.Join(flat, "sys/block", name), filepath.Join(dev, "nvme-fabrics/ctl", ctrl, name))
+		symlink(t, "../../"+ctrl, filepath.Join(dev, "nvme-fabrics/ctl", ctrl, name, "device"))
+		symlink(t, "../devices/virtual/nvme-fabrics/ctl/"+ctrl+"/"+name, filepath.Join(root, "sys/block", name))
+		head := fmt.Sprintf("nvme%dn%d", p.subsys, p.nsid)
+		symlink(t, "../../../../nvme-fabrics/ctl/"+ctrl+"/"+name,
+			filepath.Join(dev, "nvme-subsystem", fmt.Sprintf("nvme-subsys%d", p.subsys), head, "multipath", name))
+	}
+	return root
+}
