@@ -25,7 +25,10 @@
 // cache and read per-controller atomic counters. All policies share one predicate:
 // a path is usable if it is ready, not ANA-pending, not removed, its driver does
 // not report Disabled, and its AccessState is optimized or non-optimized. Optimized
-// paths are always preferred. The exact kernel rules, and where we differ, are in
+// paths are always preferred. Full scans classify paths by a hint (the driver's
+// class as of its last Path.Changed, one atomic load) and ask the driver itself
+// only about a path that would become the best so far, so the path chosen is
+// always one the driver called usable at the moment of the choice. The exact kernel rules, and where we differ, are in
 // the comments of select.go. Selection allocates nothing; neither does Head.Do in
 // steady state.
 //

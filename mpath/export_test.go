@@ -30,3 +30,6 @@ func MarkANAPending(p *Path) { p.flags.Or(flagANAPending) }
 
 // Nanotime returns s's clock reading in ns.
 func Nanotime(s *Subsystem) int64 { return s.nanotime() }
+
+// Select runs h's path selection as Do does, without submitting.
+func Select(h *Head, node int, bytes, now int64) *Path { return h.selectPath(node, bytes, now) }

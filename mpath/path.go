@@ -1,6 +1,7 @@
 package mpath
 
 import (
+	"sync"
 	"sync/atomic"
 )
 
@@ -11,10 +12,19 @@ const (
 	flagRemoved                       // RemovePath was called
 )
 
+// Cached driver classes (Path.cls), refreshed by Changed.
+const (
+	clsOptimized uint32 = iota
+	clsNonOptimized
+	clsUnusable
+)
+
 // Path is one controller's view of a head's namespace.
 type Path struct {
 	flags atomic.Uint32
-	idx   atomic.Int32 // index in the head's current snapshot, a hint for round-robin
+	cls   atomic.Uint32 // driver class as of the last Changed: a scan hint only
+	idx   atomic.Int32  // index in the head's current snapshot, a hint for round-robin
+	clsMu sync.Mutex    // orders refreshes of cls
 
 	drv  PathDriver
 	ctrl *Controller
@@ -88,6 +98,7 @@ func (p *Path) Counters() PathCounters {
 // current paths of the head so selection re-runs, and wakes requests queued for
 // lack of a usable path.
 func (p *Path) Changed() {
+	p.refresh()
 	p.flags.And(^flagANAPending)
 	h := p.head
 	h.clearCache()
@@ -100,4 +111,21 @@ func (p *Path) Changed() {
 func (p *Path) UpdateInfo(info HeadInfo) {
 	p.info.Store(&info)
 	p.head.revalidate(info)
+}
+
+// refresh re-reads the driver's state into the scan hint cls. The mutex makes the
+// last refresh to run store what the driver said last.
+func (p *Path) refresh() {
+	p.clsMu.Lock()
+	c := clsUnusable
+	if st := p.drv.AccessState(); !p.drv.Disabled() {
+		switch st {
+		case StateOptimized:
+			c = clsOptimized
+		case StateNonOptimized:
+			c = clsNonOptimized
+		}
+	}
+	p.cls.Store(c)
+	p.clsMu.Unlock()
 }

@@ -53,27 +53,39 @@ func (numa) pick(h *Head, paths []*Path, node int, _, _ int64) *Path {
 // non-optimized one, cached for node. Distances count only under the numa policy
 // and when both nodes are known; otherwise every path is local, so the first
 // usable path in list order wins.
+//
+// Like every full scan here it classifies paths by the hint Path.cls (one atomic
+// load) and asks the driver (Path.state) only about a path that would become the
+// best so far, so the chosen path is always one the driver called usable at the
+// moment of the choice, at a fraction of the cost of asking about every path.
 func (h *Head) findPath(paths []*Path, node int, useDistance bool) *Path {
 	foundD, fallbackD := math.MaxInt, math.MaxInt
 	var found, fallback *Path
 	for _, p := range paths {
-		st, ok := p.state()
-		if !ok {
+		if p.flags.Load() != 0 {
+			continue
+		}
+		c := p.cls.Load()
+		if c >= clsUnusable || (c == clsNonOptimized && found != nil) {
 			continue
 		}
 		d := localDistance
 		if useDistance && node != NoNode && p.ctrl.node != NoNode {
-			d = h.sub.distance(node, p.ctrl.node)
+			d = h.sub.nodeDistance(node, p.ctrl.node)
 		}
-		switch st {
-		case StateOptimized:
+		if c == clsOptimized && d >= foundD || c == clsNonOptimized && d >= fallbackD {
+			continue
+		}
+		st, ok := p.state()
+		if !ok {
+			continue
+		}
+		if st == StateOptimized {
 			if d < foundD {
 				foundD, found = d, p
 			}
-		case StateNonOptimized:
-			if d < fallbackD {
-				fallbackD, fallback = d, p
-			}
+		} else if found == nil && d < fallbackD {
+			fallbackD, fallback = d, p
 		}
 	}
 	if found == nil {
@@ -156,19 +168,30 @@ func (queueDepth) pick(_ *Head, paths []*Path, _ int, _, _ int64) *Path {
 	minOpt, minNon := int64(math.MaxInt64), int64(math.MaxInt64)
 	var bestOpt, bestNon *Path
 	for _, p := range paths {
-		st, ok := p.state()
-		if !ok {
+		if p.flags.Load() != 0 {
+			continue
+		}
+		c := p.cls.Load()
+		if c >= clsUnusable {
 			continue
 		}
 		d := p.ctrl.inflight.Load()
+		if c == clsOptimized && d >= minOpt || c == clsNonOptimized && (bestOpt != nil || d >= minNon) {
+			continue
+		}
+		st, ok := p.state() // a candidate: ask the driver (see findPath)
+		if !ok {
+			continue
+		}
 		if st == StateOptimized {
-			if d < minOpt {
-				minOpt, bestOpt = d, p
+			if d >= minOpt {
+				continue
 			}
-			if minOpt == 0 {
-				return bestOpt
+			minOpt, bestOpt = d, p
+			if d <= 0 {
+				return p
 			}
-		} else if d < minNon {
+		} else if bestOpt == nil && d < minNon {
 			minNon, bestNon = d, p
 		}
 	}
@@ -194,19 +217,36 @@ func (serviceTime) pick(_ *Head, paths []*Path, _ int, bytes, now int64) *Path {
 	opt := best{score: math.Inf(1)}
 	non := best{score: math.Inf(1)}
 	for _, p := range paths {
-		st, ok := p.state()
-		if !ok {
+		if p.flags.Load() != 0 {
 			continue
 		}
-		c := p.ctrl
-		out := c.outstanding.Load()
-		est := c.nsPerKiB.Load()
-		if out <= 0 && now-c.lastDone.Load() > staleNs {
+		c := p.cls.Load()
+		if c >= clsUnusable || (c == clsNonOptimized && opt.p != nil) {
+			continue
+		}
+		ctrl := p.ctrl
+		out := ctrl.outstanding.Load()
+		est := ctrl.nsPerKiB.Load()
+		if out <= 0 && now-ctrl.lastDone.Load() > staleNs {
 			est = 0
 		}
 		score := float64(out+bytes) * float64(est)
 		b := &opt
+		if c != clsOptimized {
+			b = &non
+		}
+		if !(score < b.score || (score == b.score && out < b.out)) {
+			continue
+		}
+		st, ok := p.state() // a candidate: ask the driver (see findPath)
+		if !ok {
+			continue
+		}
+		b = &opt
 		if st != StateOptimized {
+			if opt.p != nil {
+				continue
+			}
 			b = &non
 		}
 		if score < b.score || (score == b.score && out < b.out) {

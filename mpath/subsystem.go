@@ -83,14 +83,6 @@ func NewSubsystem(cfg SubsystemConfig) *Subsystem {
 	if s.headName == nil {
 		s.headName = func(id Identity) string { return "n" + strconv.FormatUint(uint64(id.NSID), 10) }
 	}
-	if s.distance == nil {
-		s.distance = func(from, to int) int {
-			if from == to {
-				return localDistance
-			}
-			return remoteDistance
-		}
-	}
 	if cfg.Policy < numPolicies {
 		s.policy.Store(uint32(cfg.Policy))
 	}
@@ -165,6 +157,7 @@ func (s *Subsystem) AddPath(id Identity, info HeadInfo, name string, ctrl *Contr
 	}
 	p := &Path{drv: drv, ctrl: ctrl, name: name}
 	p.info.Store(&info)
+	p.refresh()
 
 	s.cbMu.Lock()
 	defer s.cbMu.Unlock()
@@ -304,4 +297,15 @@ func (s *Subsystem) detach(h *Head) {
 	if s.heads[h.id.NSID] == h {
 		delete(s.heads, h.id.NSID)
 	}
+}
+
+// nodeDistance is the NUMA distance between two known nodes.
+func (s *Subsystem) nodeDistance(from, to int) int {
+	if s.distance != nil {
+		return s.distance(from, to)
+	}
+	if from == to {
+		return localDistance
+	}
+	return remoteDistance
 }
