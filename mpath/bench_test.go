@@ -19,13 +19,9 @@ var policies = []mpath.IOPolicy{mpath.PolicyNUMA, mpath.PolicyRoundRobin, mpath.
 func benchHead(b testing.TB, policy mpath.IOPolicy, n int) *testHead {
 	specs := make([]pathSpec, n)
 	for i := range specs {
-		specs[i] = opt(i % 2).depth(int64(1 + (i*7)%5)).st(int64(4096*(1+(i*7)%5)), int64(100+i))
+		specs[i] = opt(i%2).depth(int64(1+(i*7)%5)).st(int64(4096*(1+(i*7)%5)), int64(100+i))
 	}
-	th := newTestHead(b, policy, specs)
-	for _, c := range th.ctrls {
-		_ = c
-	}
-	return th
+	return newTestHead(b, policy, specs)
 }
 
 // BenchmarkSelect measures one path selection, as Head.Do runs it per I/O.
@@ -197,7 +193,6 @@ func BenchmarkAddedLatency(b *testing.B) {
 				drvs = append(drvs, d)
 			}
 			b.SetParallelism(16)
-			start := time.Now()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				req := &mpath.Request{Op: mpath.OpRead, Length: 4096, Buf: make([]byte, 4096), Node: mpath.NoNode}
@@ -208,7 +203,6 @@ func BenchmarkAddedLatency(b *testing.B) {
 					}
 				}
 			})
-			el := time.Since(start)
 			st := h.Stats()
 			if st.ReadIOs > 0 {
 				b.ReportMetric(float64(st.ReadTicksMs)*1000/float64(st.ReadIOs), "mean-µs")
@@ -217,7 +211,6 @@ func BenchmarkAddedLatency(b *testing.B) {
 			if total > 0 {
 				b.ReportMetric(100*float64(drvs[1].Successes())/float64(total), "%slow-path")
 			}
-			_ = el
 		})
 	}
 }
