@@ -160,8 +160,34 @@ func TestKernelTargetPaths(t *testing.T) {
 					t.Fatalf("%d bytes: path 2 read differs from path 1 write", n)
 				}
 			}
+			for i, c := range cs {
+				if err := c.Close(context.Background()); err != nil {
+					t.Errorf("path %d: Close (CC.SHN) against nvmet: %v", i+1, err)
+				}
+			}
 		})
 	}
+}
+
+// TestKernelTargetDiscovery reads nvmet's discovery log the libnvme way.
+func TestKernelTargetDiscovery(t *testing.T) {
+	kt := kernelTargetEnv(t)
+	o := kt.opts(1)
+	o.SubsysNQN = ""
+	dl, err := Discover(context.Background(), o, testLogger(t), WithTransport(TCPTransport{ICRespTimeout: time.Second}))
+	if err != nil {
+		t.Fatalf("Discover: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, e := range dl.Entries {
+		if e.SubNQN == kt.nqn {
+			seen[e.TrSvcID] = true
+		}
+	}
+	if !seen[kt.ports[0]] {
+		t.Fatalf("discovery log lacks %s on trsvcid %s: %+v", kt.nqn, kt.ports[0], dl.Entries)
+	}
+	t.Logf("genctr %d, %d records", dl.GenCtr, dl.NumRec)
 }
 
 // TestKernelTargetANA: `ctl ana 2 1 inaccessible` sends an ANA AEN on path
