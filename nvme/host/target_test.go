@@ -722,3 +722,25 @@ func TestIOTimeoutRecovery(t *testing.T) {
 	e.ports[0].Stall(false)
 	ev.waitState(t, StateLive)
 }
+
+// TestScanPaging: 1024 namespaces fill the first Active NS list page, so
+// the scan asks for the next page (from NSID 1024) and stops at the empty
+// one.
+func TestScanPaging(t *testing.T) {
+	e := newEnv(t)
+	for i := uint32(3); i <= target.MaxNSID; i++ {
+		if _, err := e.sub.AddNamespace(target.NamespaceConfig{NSID: i, Size: 4096, BlockSize: 512}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := connect(t, e.opts(0))
+	nss := c.Namespaces()
+	if len(nss) != target.MaxNSID {
+		t.Fatalf("%d namespaces, want %d", len(nss), target.MaxNSID)
+	}
+	for i, ns := range nss {
+		if ns.NSID != uint32(i+1) {
+			t.Fatalf("namespace %d has nsid %d", i, ns.NSID)
+		}
+	}
+}
