@@ -76,14 +76,9 @@ func (t *Tree) AddSubsystem(name string, info SubsystemInfo, src SubsystemSource
 					if !sysfsStreq(v, p) {
 						continue
 					}
-					old := src.IOPolicy()
-					if err := src.SetIOPolicy(p); err != nil {
-						return err
-					}
-					if old != p {
-						t.log.Info(fmt.Sprintf("subsysnqn %s iopolicy changed from %s to %s", info.NQN, old, p))
-					}
-					return nil
+					// The source logs the kernel's "subsysnqn %s iopolicy
+					// changed from %s to %s" (mpath.Subsystem does).
+					return src.SetIOPolicy(p)
 				}
 				return invalid(v)
 			},
