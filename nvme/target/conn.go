@@ -29,6 +29,7 @@ type conn struct {
 	r   *pdu.Reader // reader goroutine only
 	wmu sync.Mutex
 	w   *pdu.Writer // under wmu
+	cw  corkWriter  // under wmu; w writes through it
 
 	done     chan struct{}
 	doneOnce sync.Once
@@ -73,7 +74,8 @@ func newConn(p *Port, nc net.Conn) *conn {
 	}
 	maxData := max(uint32(fabrics.AdminInCapsuleMax), uint32(p.cfg.InCapsule), p.cfg.MaxH2CData)
 	c.r = pdu.NewReader(nc, maxData)
-	c.w = pdu.NewWriter(nc)
+	c.cw.nc = nc
+	c.w = pdu.NewWriter(&c.cw)
 	return c
 }
 
@@ -284,18 +286,23 @@ func (c *conn) sendDataLocked(r *request, data []byte) error {
 		max = len(data)
 	}
 	success := c.sqflowOff
+	c.cw.cork()
 	for off := 0; off < len(data); off += max {
 		n := min(max, len(data)-off)
 		last := off+n == len(data)
 		if err := c.w.C2HData(pdu.Data{CCCID: r.cmd.CID, Offset: uint32(off), Length: uint32(n)}, data[off:off+n], last, last && success); err != nil {
+			c.cw.flush()
 			return err
 		}
 	}
-	if success {
-		return nil
+	if !success {
+		c.fillCQE(r, 0, 0)
+		if err := c.w.CapsuleResp(&r.cqe); err != nil {
+			c.cw.flush()
+			return err
+		}
 	}
-	c.fillCQE(r, 0, 0)
-	return c.w.CapsuleResp(&r.cqe)
+	return c.cw.flush()
 }
 
 // completeData sends data and a success completion, then recycles r.
@@ -647,4 +654,58 @@ func (c *conn) worker() {
 	for r := range c.work {
 		c.execIO(r)
 	}
+}
+
+// corkWriter lets a burst of PDUs (C2HData then CapsuleResp) leave in one
+// system call: while corked, small writes are collected (copied: at most
+// corkSize bytes in all) and a large one goes out with what was collected
+// in a single writev, never copied. Used under the connection's wmu.
+type corkWriter struct {
+	nc     net.Conn
+	corked bool
+	buf    []byte
+	arr    [2][]byte
+	bufs   net.Buffers
+}
+
+const corkSize = 32 << 10
+
+func (w *corkWriter) Write(p []byte) (int, error) {
+	if !w.corked {
+		return w.nc.Write(p)
+	}
+	if len(w.buf)+len(p) <= corkSize {
+		w.buf = append(w.buf, p...)
+		return len(p), nil
+	}
+	if len(w.buf) == 0 {
+		return w.nc.Write(p)
+	}
+	w.arr[0], w.arr[1] = w.buf, p
+	w.bufs = w.arr[:]
+	_, err := w.bufs.WriteTo(w.nc)
+	w.arr = [2][]byte{}
+	w.buf = w.buf[:0]
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (w *corkWriter) cork() {
+	w.corked = true
+	if w.buf == nil {
+		w.buf = make([]byte, 0, corkSize)
+	}
+}
+
+// flush sends what was collected and uncorks.
+func (w *corkWriter) flush() error {
+	w.corked = false
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.nc.Write(w.buf)
+	w.buf = w.buf[:0]
+	return err
 }
