@@ -36,10 +36,12 @@ func (c *Controller) Name() string { return c.name }
 func (c *Controller) NUMANode() int { return c.node }
 
 // Inflight returns the number of commands submitted through this controller's paths
-// that have not completed (the kernel's nr_active; sysfs queue_depth).
+// that have not completed (the kernel's nr_active, sysfs queue_depth). Like the
+// kernel it is counted only while the subsystem's policy is queue-depth.
 func (c *Controller) Inflight() int64 { return c.inflight.Load() }
 
-// OutstandingBytes returns the bytes of the commands in flight on this controller.
+// OutstandingBytes returns the bytes of the commands in flight on this controller,
+// counted only while the subsystem's policy is service-time.
 func (c *Controller) OutstandingBytes() int64 { return c.outstanding.Load() }
 
 // Paths returns the controller's paths (one per head it serves).

@@ -323,20 +323,33 @@ func (h *Head) complete(p *Path, err error) error {
 	return err
 }
 
-// submit sends req on p with the per-controller and per-path accounting.
+// submit sends req on p with the per-path statistics and the per-controller load
+// figures. Like the kernel's nr_active, the in-flight count is kept only while the
+// policy is queue-depth and the outstanding bytes and service-time samples only
+// while it is service-time; the policy in force at submission decides what is
+// undone at completion, so a policy change in between leaves no residue.
 func (h *Head) submit(ctx context.Context, p *Path, req *Request, t0 int64) (int64, error) {
 	c := p.ctrl
 	g := statGroup(req.Op)
-	c.inflight.Add(1)
-	c.outstanding.Add(req.Length)
+	pol := h.sub.IOPolicy()
+	switch pol {
+	case PolicyQueueDepth:
+		c.inflight.Add(1)
+	case PolicyServiceTime:
+		c.outstanding.Add(req.Length)
+	}
 	p.stats.start(g, t0)
 	err := p.drv.Submit(ctx, req)
 	t1 := h.sub.nanotime()
 	p.stats.done(g, req.Length, t0, t1)
-	c.outstanding.Add(-req.Length)
-	c.inflight.Add(-1)
-	if err == nil && req.Length > 0 && g != grpNone && g != grpFlush {
-		c.sample(t1-t0, req.Length, t1)
+	switch pol {
+	case PolicyQueueDepth:
+		c.inflight.Add(-1)
+	case PolicyServiceTime:
+		c.outstanding.Add(-req.Length)
+		if err == nil && req.Length > 0 && g != grpNone && g != grpFlush {
+			c.sample(t1-t0, req.Length, t1)
+		}
 	}
 	return t1, err
 }
