@@ -99,6 +99,11 @@ func (c *Controller) setupAssoc(ctx context.Context) (a *assoc, err error) {
 	if err := c.identify(ctx, a); err != nil {
 		return a, err
 	}
+	// Keep-alive runs from here on, so the target's KATO does not expire
+	// during a long I/O queue setup or scan (Linux: "nvme: start keep-alive
+	// after admin queue setup").
+	a.wg.Add(1)
+	go a.keepAlive()
 	if a.anaUsed {
 		log, err := c.readANA(ctx, a)
 		if err != nil {
@@ -392,8 +397,8 @@ func (c *Controller) adminCmd(ctx context.Context, a *assoc, cmd *nvme.Command, 
 	return cqe, nil
 }
 
-// start launches the background work of a live association: keep-alive,
-// one outstanding AER, the admin worker and one watcher per queue.
+// start launches the background work of a live association (keep-alive
+// already runs since setup): one outstanding AER, the admin worker and one watcher per queue.
 func (a *assoc) start() {
 	c := a.c
 	for _, q := range append([]Queue{a.admin}, a.io...) {
@@ -407,8 +412,7 @@ func (a *assoc) start() {
 			}
 		}(q)
 	}
-	a.wg.Add(3)
-	go a.keepAlive()
+	a.wg.Add(2)
 	go a.aerLoop()
 	go a.worker()
 }
@@ -470,6 +474,7 @@ func (a *assoc) keepAlive() {
 			err = fmt.Errorf("keep alive: no completion within kato %s: %w", a.kato, err)
 			c.log.Error("failed nvme_keep_alive_end_io", "error", err)
 			c.errorRecovery(a, err)
+			a.admin.Close() // fails a setup still in progress
 			return
 		}
 		if !cqe.Status.OK() {
