@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mpathfs/mpathfs/nvme"
 )
@@ -21,7 +22,7 @@ func ramBackend(b *testing.B, cfg Config) (*Queue, uint32, int) {
 
 // benchSeq runs b.N sequential transfers of size bytes at queue depth 1.
 func benchSeq(b *testing.B, be benchBackend, write bool, size int) {
-	q, nsid, bs := be(b, Config{Depth: 32, InCapsuleMax: 8192})
+	q, nsid, bs := be(b, Config{Depth: 32, InCapsuleMax: 8192, CmdTimeout: 30 * time.Second})
 	buf := make([]byte, size)
 	nlb := uint32(size / bs)
 	cmd := readCmd(nsid, 0, nlb)
@@ -46,7 +47,7 @@ func benchSeq(b *testing.B, be benchBackend, write bool, size int) {
 // benchRandQD runs b.N transfers of size bytes at random block addresses
 // from qd goroutines (qd commands in flight).
 func benchRandQD(b *testing.B, be benchBackend, write bool, size, qd int) {
-	q, nsid, bs := be(b, Config{Depth: qd, InCapsuleMax: 8192})
+	q, nsid, bs := be(b, Config{Depth: qd, InCapsuleMax: 8192, CmdTimeout: 30 * time.Second})
 	const span = 32 << 20 // addresses within the first 32 MiB
 	nlb := uint32(size / bs)
 	blocks := uint64(span / bs)

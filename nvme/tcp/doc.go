@@ -36,7 +36,8 @@
 // command stays in flight and its tag is recycled only when its completion
 // arrives or the queue dies. After Exec returned, the queue no longer
 // touches the caller's buffer: further C2H data of an abandoned read is
-// discarded. An abandoned write whose data was not yet fully sent cannot
-// be finished without that buffer, so abandoning it kills the queue (the
-// controller above runs error recovery, as Linux does for a timeout).
+// discarded. A write that still owes R2T data cannot be taken back without
+// tearing down the connection, so a cancelled Exec first finishes that data
+// phase (bounded by the controller's R2T and the command timeout) and then
+// returns; the queue survives.
 package tcp

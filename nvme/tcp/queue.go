@@ -324,6 +324,13 @@ func (q *Queue) Exec(ctx context.Context, cmd *nvme.Command, data []byte) (nvme.
 // err != nil means no completion was received: an error wrapping
 // ErrQueueDead or ErrTimeout, or ctx.Err(). A controller error status is
 // not an error here: it is in Completion.Status.
+//
+// When ctx is done Exec stops waiting and returns ctx.Err(); the command
+// stays in flight and its tag is recycled when its completion arrives or
+// the queue dies. After Exec returned the queue never touches data again
+// (later C2H data is discarded). A write that still owes R2T data first
+// sends it, so the wait after cancellation is bounded by the controller's
+// R2T (and by the command timeout).
 func (q *Queue) ExecTimeout(ctx context.Context, cmd *nvme.Command, data []byte, timeout time.Duration) (nvme.Completion, error) {
 	dir, err := dataDirection(cmd)
 	if err != nil {
@@ -334,6 +341,9 @@ func (q *Queue) ExecTimeout(ctx context.Context, cmd *nvme.Command, data []byte,
 	}
 	if uint64(len(data)) > math.MaxUint32 {
 		return nvme.Completion{}, fmt.Errorf("nvme-tcp: transfer of %d bytes too large", len(data))
+	}
+	if err := ctx.Err(); err != nil {
+		return nvme.Completion{}, err
 	}
 	tag, err := q.getTag(ctx)
 	if err != nil {
@@ -437,8 +447,12 @@ func (q *Queue) getTag(ctx context.Context) (uint16, error) {
 	}
 }
 
-// wait serves R2Ts for req and waits for its completion or ctx.
+// wait serves R2Ts for req and waits for its completion or ctx. Once ctx
+// is done, a write that still owes data to the controller first finishes
+// sending it (the controller asked for it; only tearing down the
+// connection could take the command back), then stops waiting.
 func (q *Queue) wait(ctx context.Context, req *request) (nvme.Completion, error) {
+	cancel, cancelled := ctx.Done(), false
 	for {
 		select {
 		case <-req.done:
@@ -450,12 +464,15 @@ func (q *Queue) wait(ctx context.Context, req *request) (nvme.Completion, error)
 			return q.collect(req)
 		case r := <-req.r2t:
 			q.sendData(req, r)
-		case <-ctx.Done():
-			if q.abandon(req) {
-				return nvme.Completion{}, ctx.Err()
+			if cancelled && req.sent == uint32(len(req.data)) {
+				return q.abandon(ctx, req)
 			}
-			<-req.done // a completer claimed it first
-			return q.collect(req)
+		case <-cancel:
+			if req.dir == dirH2C && req.sent < uint32(len(req.data)) {
+				cancel, cancelled = nil, true // finish the data phase first
+				continue
+			}
+			return q.abandon(ctx, req)
 		}
 	}
 }
@@ -484,16 +501,18 @@ func (q *Queue) sendData(req *request, r pdu.R2T) {
 	req.sent = end
 }
 
-// abandon hands req to the completer after Exec's ctx was done. It returns
-// false if a completer already claimed the request.
-func (q *Queue) abandon(req *request) bool {
+// abandon hands req to the completer after Exec's ctx was done and
+// returns ctx.Err(); if a completer claimed the request first, its result
+// is returned instead.
+func (q *Queue) abandon(ctx context.Context, req *request) (nvme.Completion, error) {
 	req.mu.Lock()
 	ok := req.state.CompareAndSwap(stateInflight, stateAbandoned)
 	req.mu.Unlock()
-	if ok && req.dir == dirH2C && req.sent < uint32(len(req.data)) {
-		q.kill(fmt.Errorf("write cid %#04x cancelled with %d of %d bytes unsent", req.cid, uint32(len(req.data))-req.sent, len(req.data)))
+	if ok {
+		return nvme.Completion{}, ctx.Err()
 	}
-	return ok
+	<-req.done
+	return q.collect(req)
 }
 
 // complete delivers a result to req if it is in flight; it reports whether

@@ -784,21 +784,42 @@ func TestCtxCancel(t *testing.T) {
 	}
 }
 
-// TestCtxCancelWriteKillsQueue: an abandoned write whose data was not sent
-// cannot be finished; the queue dies so the controller above recovers.
-func TestCtxCancelWriteKillsQueue(t *testing.T) {
+// TestCtxCancelWriteFinishesData: a cancelled write still owing R2T data
+// sends it (the buffer is the only source), then returns ctx.Err(); the
+// queue stays up and the tag comes back with the completion.
+func TestCtxCancelWriteFinishesData(t *testing.T) {
 	f := newFakeCtrl(t)
-	q := connect(t, f, Config{})
+	q := connect(t, f, Config{Depth: 1})
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := goExec(ctx, q, writeCmd(1, 0, 16), make([]byte, 8192))
-	f.wantCmd()
+	data := pattern(8192, 6)
+	ch := goExec(ctx, q, writeCmd(1, 0, 16), data)
+	c, _ := f.wantCmd()
 	cancel()
-	if r := await(t, ch); !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("Exec error %v", r.err)
+	f.sendR2T(c.CID, 1, 0, 8192)
+	var got []byte
+	for len(got) < len(data) {
+		_, _, b := f.wantH2C()
+		got = append(got, b...)
 	}
-	awaitDead(t, q)
-	if !strings.Contains(q.Err().Error(), "cancelled") {
-		t.Errorf("Err() = %v", q.Err())
+	if !bytes.Equal(got, data) {
+		t.Error("data sent after cancel differs")
+	}
+	if r := await(t, ch); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("Exec error %v, want context.Canceled", r.err)
+	}
+	f.sendResp(c.CID, 0, 0)
+	ch = goExec(context.Background(), q, nvme.Command{Opcode: uint8(nvme.IOFlush)}, nil)
+	c2, _ := f.wantCmd()
+	f.sendResp(c2.CID, 0, 0)
+	if r := await(t, ch); r.err != nil {
+		t.Fatalf("queue unusable after a cancelled write: %v", r.err)
+	}
+	// An already-cancelled ctx submits nothing.
+	if _, err := q.Exec(ctx, ptr(writeCmd(1, 0, 16)), data); !errors.Is(err, context.Canceled) {
+		t.Errorf("Exec with a cancelled ctx: %v", err)
+	}
+	if q.Inflight() != 0 {
+		t.Errorf("Inflight = %d", q.Inflight())
 	}
 }
 
