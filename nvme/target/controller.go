@@ -198,7 +198,9 @@ func (c *Controller) postEvent(dw0 uint32, bit uint32) {
 	c.aers = c.aers[1:]
 	adm := c.admin
 	c.mu.Unlock()
-	adm.completeAER(cid, dw0)
+	// Not inline: the caller (SetANAState, a namespace change) must not
+	// wait for a stalled port or a slow socket.
+	go adm.completeAER(cid, dw0)
 }
 
 // clearEvent unmasks an event type after its log was read without RAE.

@@ -364,6 +364,65 @@ func TestReadWrite(t *testing.T) {
 	}
 }
 
+// TestSQFlowDisabled: with SQ flow control disabled (Connect CATTR bit 2)
+// reads end with a C2HData carrying SUCCESS and no CapsuleResp, and SQHD
+// is 0xFFFF.
+func TestSQFlowDisabled(t *testing.T) {
+	f := newFixture(t, PortConfig{MaxC2HData: 4096})
+	adm := admin(t, f.a1, testNQN, 0, 0)
+	q := dial(t, f.a1, 0)
+	cmd := fabrics.NewConnect(1, 127, 0, true)
+	data := make([]byte, fabrics.ConnectDataSize)
+	cd := fabrics.ConnectData{HostID: testHostID, CNTLID: adm.cntlid, SubNQN: testNQN, HostNQN: testHostNQN}
+	cd.Marshal(data)
+	must(t, "io connect", q.exec(cmd, nil, data))
+	rd := make([]byte, 16384)
+	r := nvme.NewRead(1, 0, 32)
+	q.send(&r, rd, false)
+	for i := 0; ; i++ {
+		h, err := q.r.Next()
+		if err != nil || h.Type != pdu.TypeC2HData {
+			t.Fatalf("PDU %d: %v %v, want C2HData", i, h.Type, err)
+		}
+		if err := q.r.ReadData(rd[:q.r.DataLen()]); err != nil {
+			t.Fatal(err)
+		}
+		last := h.Flags.Has(pdu.FlagLast)
+		if h.Flags.Has(pdu.FlagSuccess) != last {
+			t.Fatalf("PDU %d flags %#x: SUCCESS must come with LAST only", i, h.Flags)
+		}
+		if last {
+			if i != 3 {
+				t.Fatalf("%d C2HData PDUs, want 4", i+1)
+			}
+			break
+		}
+	}
+	// The next PDU is the completion of the next command, not of the read.
+	cqe := must(t, "flush", q.exec(nvme.NewFlush(1), nil, nil))
+	if cqe.SQHD != 0xFFFF {
+		t.Errorf("SQHD %#x, want 0xFFFF", cqe.SQHD)
+	}
+}
+
+// TestAENDoesNotBlockOnStall: raising an event for a controller behind a
+// stalled port returns at once; the AEN arrives when the stall ends.
+func TestAENDoesNotBlockOnStall(t *testing.T) {
+	f := newFixture(t, PortConfig{})
+	c := admin(t, f.a1, testNQN, 0, 0)
+	must(t, "AEC", c.exec(nvme.NewSetFeatures(nvme.FeatAsyncEventConfig, nvme.AENCfgANAChange), nil, nil))
+	aer := nvme.NewAsyncEventRequest()
+	c.send(&aer, nil, false)
+	must(t, "keep alive", c.exec(nvme.NewKeepAlive(), nil, nil)) // the AER is registered
+	f.p1.Stall(true)
+	f.p1.SetANAState(1, nvme.ANAInaccessible) // must return
+	c.expectSilence(100 * time.Millisecond)
+	f.p1.Stall(false)
+	if cqe, _ := c.wait(aer.CID, nil, nil); cqe.DW0 != nvme.AENANAChange {
+		t.Fatalf("AEN %#x", cqe.DW0)
+	}
+}
+
 func TestMDTS(t *testing.T) {
 	f := newFixture(t, PortConfig{MDTS: 3}) // 32 KiB
 	_, q := ioPair(t, f, 0)
