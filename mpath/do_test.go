@@ -482,3 +482,70 @@ func TestLastPathRemovedWithoutDelayRemovesHeadAtOnce(t *testing.T) {
 		t.Fatal("no new head for a returning NSID")
 	}
 }
+
+func TestClearingDelayedRemovalFailsQueuedIO(t *testing.T) {
+	f := newFixture(t, mpath.PolicyNUMA)
+	p0, d0 := f.add(t, 1, mpath.NewController("0", 0))
+	h := p0.Head()
+	h.SetDelayedRemovalSecs(30)
+	d0.SetDisabled(true)
+	d0.SetAvailable(false) // only delayed_removal_secs keeps the I/O queued
+	done := do(h, read())
+	f.log.waitFor(t, "no usable path - requeuing I/O")
+	h.SetDelayedRemovalSecs(0)
+	if err := result(t, done); !errors.Is(err, mpath.ErrNoPath) {
+		t.Fatalf("err = %v", err)
+	}
+	if c := h.Counters(); c.RequeueNoUsablePath != 1 || c.FailNoAvailablePath != 1 {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+func TestRetryDelayHonoursContext(t *testing.T) {
+	f := newFixture(t, mpath.PolicyNUMA)
+	p0, d0 := f.add(t, 1, mpath.NewController("0", 0))
+	d0.FailNext(1, mpath.Verdict{Action: mpath.ActionRetry, RetryDelay: time.Hour}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p0.Head().Do(ctx, write()) }()
+	f.clock.WaitPending(1)
+	cancel()
+	if err := result(t, done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if d0.Submits() != 1 {
+		t.Fatal("retried after cancellation")
+	}
+}
+
+func TestServiceTimeProbesAnIdlePathWithAStaleEstimate(t *testing.T) {
+	th := newTestHead(t, mpath.PolicyServiceTime, []pathSpec{opt(0).st(8<<10, 100), opt(0).st(0, 100000)})
+	if got := th.index(mpath.Select(th.h, 0, 4096, 1e8)); got != 0 {
+		t.Fatalf("fresh estimates: path %d, want the fast one", got)
+	}
+	// Two seconds without a completion on the idle slow path: it is probed again.
+	if got := th.index(mpath.Select(th.h, 0, 4096, 2e9)); got != 1 {
+		t.Fatalf("stale estimate: path %d, want the idle path probed", got)
+	}
+}
+
+func TestServiceTimeLearnsFromCompletions(t *testing.T) {
+	f := newFixture(t, mpath.PolicyServiceTime)
+	p0, d0 := f.add(t, 1, mpath.NewController("0", 0))
+	p1, d1 := f.add(t, 1, mpath.NewController("1", 0))
+	d0.SubmitHook = func(context.Context, *mpath.Request) error { f.clock.Advance(5 * time.Millisecond); return nil }
+	d1.SubmitHook = func(context.Context, *mpath.Request) error { f.clock.Advance(100 * time.Microsecond); return nil }
+	h := p0.Head()
+	for i := 0; i < 20; i++ {
+		if err := h.Do(context.Background(), read()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e0, e1 := mpath.ServiceEstimate(p0.Controller()), mpath.ServiceEstimate(p1.Controller())
+	if e0 != 5e6/4 || e1 != 1e5/4 {
+		t.Errorf("estimates %d and %d ns/KiB, want %d and %d", e0, e1, int64(5e6/4), int64(1e5/4))
+	}
+	if d0.Submits() != 1 || d1.Submits() != 19 {
+		t.Errorf("submits slow=%d fast=%d, want 1 probe of the slow path", d0.Submits(), d1.Submits())
+	}
+}
