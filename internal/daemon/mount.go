@@ -3,6 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -64,15 +67,24 @@ func (m *Mount) Dir() string { return m.dir }
 // Unmount).
 func (m *Mount) Wait() { m.server.Wait() }
 
-// Unmount unmounts; in-flight FUSE requests finish first. A busy mount
-// point is retried for a few seconds, then detached lazily.
+// Unmount unmounts. If the mount is busy (files still open, I/O in
+// flight) it is detached lazily: it disappears from the namespace at once,
+// open files keep working until they are closed, and the server ends with
+// the last close, so no in-flight write is cut short.
 func (m *Mount) Unmount() error {
-	var err error
-	for i := 0; i < 20; i++ {
-		if err = m.server.Unmount(); err == nil {
+	err := m.server.Unmount()
+	if err == nil {
+		return nil
+	}
+	if os.Geteuid() == 0 {
+		if derr := syscall.Unmount(m.dir, syscall.MNT_DETACH); derr == nil {
+			m.d.log.Info("mount busy, detached lazily: serving open files until they close", "dir", m.dir)
 			return nil
 		}
-		time.Sleep(100 * time.Millisecond) // EBUSY: an opener is closing; no event to wait on
+	} else if out, derr := exec.Command("fusermount3", "-uz", m.dir).CombinedOutput(); derr == nil {
+		return nil
+	} else {
+		err = fmt.Errorf("%w; fusermount3 -uz: %s", err, out)
 	}
 	return fmt.Errorf("unmount %s: %w", m.dir, err)
 }

@@ -1,0 +1,433 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mpathfs/mpathfs/mpath"
+	"github.com/mpathfs/mpathfs/nvme"
+)
+
+const (
+	subsysDir = "sys/class/nvme-subsystem/nvme-subsys0"
+	iopolicy  = subsysDir + "/iopolicy"
+	path0n1   = "sys/block/nvme0c0n1"
+	path1n1   = "sys/block/nvme0c1n1"
+)
+
+func sha(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func readAll(t *testing.T, name string, n int) []byte {
+	t.Helper()
+	out, err := exec.Command("dd", "if="+name, "bs=1M", "count="+strconv.Itoa(n>>20), "iflag=direct", "status=none").Output()
+	if err != nil {
+		t.Fatalf("dd read %s: %v", name, err)
+	}
+	return out
+}
+
+// dd and fio --verify on a namespace file; the same bytes come back through
+// either path alone.
+func TestDDAndFioVerifyEitherPath(t *testing.T) {
+	requireFUSE(t, "dd", "fio")
+	e := newEnv(t, envConfig{})
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ns := e.path("nvme0n1")
+	if out, err := run(t, "dd", "if="+src, "of="+ns, "bs=1M", "oflag=direct", "conv=notrunc,fsync", "status=none"); err != nil {
+		t.Fatalf("dd write: %v: %s", err, out)
+	}
+	if got := readAll(t, ns, len(data)); sha(got) != sha(data) {
+		t.Fatal("dd read back differs from what dd wrote")
+	}
+
+	out, err := e.fio("--name=v", "--filename="+e.path("nvme0n2"), "--ioengine=libaio", "--direct=1",
+		"--rw=randwrite", "--bsrange=512-64k", "--iodepth=16", "--size=16M",
+		"--verify=crc32c", "--do_verify=1", "--verify_fatal=1")
+	if err != nil || !strings.Contains(out, "err= 0") {
+		t.Fatalf("fio verify: %v\n%s", err, out)
+	}
+
+	// Path 0 alone: make path 1 inaccessible for ns 1 (ANA group 1).
+	p0, p1 := e.setup.Ports[0], e.setup.Ports[1]
+	p1.SetANAState(1, nvme.ANAInaccessible)
+	e.waitFor("nvme0c1n1 inaccessible", 10*time.Second, func() bool { return e.cat(path1n1+"/ana_state") == "inaccessible" })
+	before0, before1 := e.statField(path0n1, 0), e.statField(path1n1, 0)
+	if got := readAll(t, ns, len(data)); sha(got) != sha(data) {
+		t.Fatal("read through path 0 alone differs")
+	}
+	if a0, a1 := e.statField(path0n1, 0), e.statField(path1n1, 0); a0 == before0 || a1 != before1 {
+		t.Fatalf("path 0 alone: reads moved %d -> %d on nvme0c0n1 and %d -> %d on nvme0c1n1", before0, a0, before1, a1)
+	}
+	// Path 1 alone.
+	p1.SetANAState(1, nvme.ANAOptimized)
+	p0.SetANAState(1, nvme.ANAInaccessible)
+	e.waitFor("nvme0c0n1 inaccessible", 10*time.Second, func() bool {
+		return e.cat(path0n1+"/ana_state") == "inaccessible" && e.cat(path1n1+"/ana_state") == "optimized"
+	})
+	before0, before1 = e.statField(path0n1, 0), e.statField(path1n1, 0)
+	if got := readAll(t, ns, len(data)); sha(got) != sha(data) {
+		t.Fatal("read through path 1 alone differs")
+	}
+	if a0, a1 := e.statField(path0n1, 0), e.statField(path1n1, 0); a1 == before1 || a0 != before0 {
+		t.Fatalf("path 1 alone: reads moved %d -> %d on nvme0c0n1 and %d -> %d on nvme0c1n1", before0, a0, before1, a1)
+	}
+}
+
+// failoverCase runs fio --verify on nvme0n1 while fault() acts on the path
+// in use (path 0 under numa), then heal() restores it. seen() checks the
+// tree while the fault holds.
+func failoverCase(t *testing.T, e *env, fault func(), seen func(), heal func()) {
+	t.Helper()
+	type result struct {
+		out string
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		out, err := e.fio(verifyJob(e.path("nvme0n1"), 16, 1200)...)
+		res <- result{out, err}
+	}()
+	e.waitFor("fio writing on nvme0c0n1", 20*time.Second, func() bool { return e.statField(path0n1, 4) > 200 })
+	fault()
+	seen()
+	w1 := e.statField(path1n1, 4)
+	e.waitFor("I/O continuing on nvme0c1n1", 20*time.Second, func() bool { return e.statField(path1n1, 4) > w1+100 })
+	heal()
+	r := <-res
+	if r.err != nil || !strings.Contains(r.out, "err= 0") {
+		t.Fatalf("fio verify across the failover: %v\n%s", r.err, r.out)
+	}
+	if n := e.logs.Count("no available path - failing I/O"); n != 0 {
+		t.Fatalf("%d I/Os failed for lack of a path", n)
+	}
+}
+
+func TestFailoverPortDropped(t *testing.T) {
+	requireFUSE(t, "fio")
+	e := newEnv(t, envConfig{})
+	p0 := e.setup.Ports[0]
+	failoverCase(t, e,
+		func() {
+			// The port dies with commands in flight: hold them, then close.
+			p0.Stall(true)
+			e.waitFor("commands stuck in flight on nvme0c0n1", 10*time.Second, func() bool {
+				w := e.statField(path0n1, 4)
+				time.Sleep(200 * time.Millisecond) // no completion event to wait on: sample twice
+				return e.statField(path0n1, 8) > 0 && e.statField(path0n1, 4) == w
+			})
+			if err := p0.StopListening(); err != nil {
+				t.Fatal(err)
+			}
+			p0.DropConnections()
+			p0.Stall(false)
+		},
+		func() {
+			e.waitFor("nvme0 not live", 10*time.Second, func() bool {
+				s := e.cat("sys/class/nvme/nvme0/state")
+				return s == "resetting" || s == "connecting"
+			})
+		},
+		func() {
+			if err := p0.StartListening(); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("nvme0 live again", 20*time.Second, func() bool { return e.cat("sys/class/nvme/nvme0/state") == "live" })
+		})
+	if n, _ := strconv.Atoi(e.cat(path0n1 + "/diag/multipath_failover_count")); n == 0 {
+		t.Errorf("multipath_failover_count of nvme0c0n1 did not move")
+	}
+}
+
+func TestFailoverPortStalled(t *testing.T) {
+	requireFUSE(t, "fio")
+	e := newEnv(t, envConfig{KATO: time.Second})
+	p0 := e.setup.Ports[0]
+	failoverCase(t, e,
+		func() { p0.Stall(true) },
+		func() {
+			// Keep-alive (KATO 1 s) detects the silent controller.
+			e.waitFor("keep-alive detects the stall", 15*time.Second, func() bool { return e.cat("sys/class/nvme/nvme0/state") != "live" })
+		},
+		func() {
+			p0.Stall(false)
+			e.waitFor("nvme0 live again", 30*time.Second, func() bool { return e.cat("sys/class/nvme/nvme0/state") == "live" })
+		})
+}
+
+func TestFailoverANAInaccessible(t *testing.T) {
+	requireFUSE(t, "fio")
+	e := newEnv(t, envConfig{})
+	p0 := e.setup.Ports[0]
+	failoverCase(t, e,
+		func() { p0.SetANAState(1, nvme.ANAInaccessible) },
+		func() {
+			e.waitFor("ana_state inaccessible", 10*time.Second, func() bool { return e.cat(path0n1+"/ana_state") == "inaccessible" })
+			if s := e.cat("sys/class/nvme/nvme0/state"); s != "live" {
+				t.Errorf("controller state %q, want live (only ANA changed)", s)
+			}
+		},
+		func() {
+			p0.SetANAState(1, nvme.ANAOptimized)
+			e.waitFor("ana_state optimized", 10*time.Second, func() bool { return e.cat(path0n1+"/ana_state") == "optimized" })
+		})
+}
+
+// An ANA error status on I/O (the ANA AEN not yet seen) fails over too and
+// re-reads the ANA log.
+func TestFailoverOnANAStatus(t *testing.T) {
+	requireFUSE(t, "dd")
+	e := newEnv(t, envConfig{})
+	e.setup.Ports[0].FailNextIO(3, nvme.StatusANATransition)
+	if out, err := run(t, "dd", "if=/dev/zero", "of="+e.path("nvme0n1"), "bs=4k", "count=16", "oflag=direct", "conv=notrunc", "status=none"); err != nil {
+		t.Fatalf("dd: %v %s", err, out)
+	}
+	if n, _ := strconv.Atoi(e.cat(path0n1 + "/diag/multipath_failover_count")); n == 0 {
+		t.Fatal("ANA transition status did not fail over")
+	}
+}
+
+// A non-path error with DNR goes to the caller as EIO, unretried.
+func TestDNRErrorReachesCaller(t *testing.T) {
+	requireFUSE(t)
+	e := newEnv(t, envConfig{})
+	e.setup.Ports[0].FailNextIO(1, nvme.StatusInternalError|nvme.StatusDNR)
+	f, err := os.OpenFile(e.path("nvme0n1"), os.O_RDWR|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := alignedBuf(4096)
+	_, err = f.ReadAt(buf, 0)
+	if !errors.Is(errnoOf(err), syscall.EIO) {
+		t.Fatalf("read with an injected DNR error: %v, want EIO", err)
+	}
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		t.Fatalf("next read: %v", err)
+	}
+	if n, _ := strconv.Atoi(e.cat(path0n1 + "/diag/command_error_count")); n != 1 {
+		t.Fatalf("command_error_count %d, want 1", n)
+	}
+}
+
+func alignedBuf(n int) []byte {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// With delayed_removal_secs set, I/O with every path gone blocks, and
+// completes when a port returns.
+func TestAllPathsGoneQueuesWithDelayedRemoval(t *testing.T) {
+	requireFUSE(t, "dd")
+	e := newEnv(t, envConfig{DelayedRemoval: 30})
+	for _, p := range e.setup.Ports {
+		if err := p.StopListening(); err != nil {
+			t.Fatal(err)
+		}
+		p.DropConnections()
+	}
+	e.waitFor("both controllers down", 10*time.Second, func() bool {
+		return e.cat("sys/class/nvme/nvme0/state") != "live" && e.cat("sys/class/nvme/nvme1/state") != "live"
+	})
+	block := bytes.Repeat([]byte("queued! "), 512)
+	src := filepath.Join(t.TempDir(), "blk")
+	os.WriteFile(src, block, 0o600)
+	dd := exec.Command("dd", "if="+src, "of="+e.path("nvme0n1"), "bs=4k", "seek=7", "count=1", "oflag=direct", "conv=notrunc", "status=none")
+	if err := dd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- dd.Wait() }()
+	e.waitFor("the write to be queued", 10*time.Second, func() bool {
+		n, _ := strconv.Atoi(e.cat("sys/block/nvme0n1/diag/io_requeue_no_usable_path_count"))
+		return n > 0
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("dd finished with no path: %v", err)
+	default:
+	}
+	if err := e.setup.Ports[1].StartListening(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("queued dd failed after the port returned: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("queued write did not complete after the port returned")
+	}
+	f, err := os.Open(e.path("nvme0n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := make([]byte, 4096)
+	if _, err := f.ReadAt(got, 7*4096); err != nil || !bytes.Equal(got, block) {
+		t.Fatalf("queued write not on the medium: %v", err)
+	}
+	if !strings.Contains(e.logs.String(), "no usable path - requeuing I/O") {
+		t.Error("kernel line 'no usable path - requeuing I/O' not logged")
+	}
+}
+
+// Without delayed removal, I/O fails with EIO once the controllers are lost
+// for good (ctrl_loss_tmo), and the namespace file goes away.
+func TestAllPathsGoneFailsAfterCtrlLoss(t *testing.T) {
+	requireFUSE(t)
+	e := newEnv(t, envConfig{CtrlLossTmo: 2 * time.Second, ReconnectDelay: 500 * time.Millisecond})
+	f, err := os.OpenFile(e.path("nvme0n1"), os.O_RDWR|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range e.setup.Ports {
+		if err := p.StopListening(); err != nil {
+			t.Fatal(err)
+		}
+		p.DropConnections()
+	}
+	start := time.Now()
+	buf := alignedBuf(4096)
+	_, err = f.ReadAt(buf, 0)
+	if !errors.Is(errnoOf(err), syscall.EIO) {
+		t.Fatalf("read with every controller lost: %v, want EIO", err)
+	}
+	if el := time.Since(start); el < time.Second {
+		t.Errorf("EIO after %s: I/O should queue while a controller may reconnect (ctrl_loss_tmo 2 s)", el)
+	}
+	e.waitFor("namespace file removed", 10*time.Second, func() bool {
+		_, err := os.Stat(e.path("nvme0n1"))
+		return errors.Is(err, os.ErrNotExist)
+	})
+	if !strings.Contains(e.logs.String(), "no available path - failing I/O") {
+		t.Error("kernel line 'no available path - failing I/O' not logged")
+	}
+}
+
+func TestIOPolicySpreadsAndRejectsGarbage(t *testing.T) {
+	requireFUSE(t, "fio")
+	e := newEnv(t, envConfig{})
+	if got := e.cat(iopolicy); got != "numa" {
+		t.Fatalf("iopolicy %q, want numa", got)
+	}
+	for _, policy := range []string{"round-robin", "queue-depth"} {
+		if msg := e.echo(iopolicy, policy); msg != "" {
+			t.Fatalf("echo %s: %s", policy, msg)
+		}
+		if got := e.cat(iopolicy); got != policy {
+			t.Fatalf("iopolicy %q after echo %s", got, policy)
+		}
+		r0, r1 := e.statField(path0n1, 0), e.statField(path1n1, 0)
+		out, err := e.fio("--name=rr", "--filename="+e.path("nvme0n1"), "--ioengine=libaio", "--direct=1",
+			"--rw=randread", "--bs=4k", "--iodepth=32", "--size=16M", "--io_size=16M")
+		if err != nil {
+			t.Fatalf("fio: %v\n%s", err, out)
+		}
+		d0, d1 := e.statField(path0n1, 0)-r0, e.statField(path1n1, 0)-r1
+		if d0 < 400 || d1 < 400 {
+			t.Fatalf("%s: reads per path %d and %d: not spread over both paths", policy, d0, d1)
+		}
+		t.Logf("%s: %d reads on nvme0c0n1, %d on nvme0c1n1", policy, d0, d1)
+	}
+	// Bad writes: EINVAL, value unchanged, one log line each.
+	warnBefore := e.logs.Count("rejected")
+	if msg := e.echo(iopolicy, "fastest"); !strings.Contains(msg, "Invalid argument") {
+		t.Fatalf("echo fastest > iopolicy: %q, want Invalid argument", msg)
+	}
+	if err := os.WriteFile(e.path(iopolicy), []byte("round-robin-ish\n"), 0); !errors.Is(errnoOf(err), syscall.EINVAL) {
+		t.Fatalf("write round-robin-ish: %v, want EINVAL", err)
+	}
+	if got := e.cat(iopolicy); got != "queue-depth" {
+		t.Fatalf("iopolicy changed to %q by a bad write", got)
+	}
+	if msg := e.echo("sys/block/nvme0n1/delayed_removal_secs", "soon"); !strings.Contains(msg, "Invalid argument") {
+		t.Fatalf("echo soon > delayed_removal_secs: %q", msg)
+	}
+	if n := e.logs.Count("rejected") - warnBefore; n != 3 {
+		t.Errorf("%d log lines for 3 rejected writes, want 3", n)
+	}
+	if msg := e.echo("sys/block/nvme0n1/delayed_removal_secs", "15"); msg != "" || e.cat("sys/block/nvme0n1/delayed_removal_secs") != "15" {
+		t.Errorf("delayed_removal_secs write: %q", msg)
+	}
+	if got := strings.Count(e.logs.String(), "iopolicy changed from round-robin to queue-depth"); got != 1 {
+		t.Errorf("policy change logged %d times, want once", got)
+	}
+	_ = mpath.PolicyNUMA
+}
+
+// Clean shutdown with writes in flight: every acknowledged write is on the
+// medium afterwards.
+func TestCleanShutdownKeepsAcknowledgedWrites(t *testing.T) {
+	requireFUSE(t)
+	e := newEnv(t, envConfig{})
+	f, err := os.OpenFile(e.path("nvme0n1"), os.O_RDWR|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const blocks = 3000
+	acked := make(chan int, 1)
+	started := make(chan struct{})
+	go func() {
+		buf := alignedBuf(4096)
+		n := 0
+		for ; n < blocks; n++ {
+			binary.LittleEndian.PutUint64(buf, uint64(n)+1)
+			if _, err := f.WriteAt(buf, int64(n)*4096); err != nil {
+				break
+			}
+			if n == 100 {
+				close(started)
+			}
+		}
+		f.Close()
+		acked <- n
+	}()
+	<-started
+	e.stop() // SIGTERM path: unmount (lazily while busy), Flush, CC.SHN
+	n := <-acked
+	if n < 101 {
+		t.Fatalf("only %d writes acknowledged", n)
+	}
+	if !strings.Contains(e.logs.String(), "connecting -> deleting") && !strings.Contains(e.logs.String(), "live -> deleting") {
+		t.Errorf("controllers were not shut down (no transition to deleting in the log)")
+	}
+	// A fresh initiator on the same target reads every acknowledged block.
+	e2 := newEnvOnTarget(t, e)
+	g, err := os.OpenFile(e2.path("nvme0n1"), os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	buf := alignedBuf(4096)
+	for i := 0; i < n; i++ {
+		if _, err := g.ReadAt(buf, int64(i)*4096); err != nil {
+			t.Fatal(err)
+		}
+		if v := binary.LittleEndian.Uint64(buf); v != uint64(i)+1 {
+			t.Fatalf("acknowledged block %d of %d reads %d after shutdown", i, n, v)
+		}
+	}
+	t.Logf("%d acknowledged writes, all readable after shutdown", n)
+}
