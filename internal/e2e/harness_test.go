@@ -238,7 +238,6 @@ func (e *env) statField(dir string, i int) uint64 {
 	return n
 }
 
-
 // waitFor polls cond (a value in the tree or the target; no event exists
 // for it) every 20 ms until it holds or the timeout expires.
 func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) {
