@@ -19,6 +19,10 @@ const (
 	// DiscoveryChanged: a discovery-log-change AEN arrived (discovery
 	// controllers only).
 	DiscoveryChanged
+	// FailfastExpired: fast_io_fail_tmo ran out while connecting; the
+	// controller is no longer Available, so I/O queued for it should now
+	// fail (Linux kicks the requeue lists here).
+	FailfastExpired
 )
 
 func (k EventKind) String() string {
@@ -31,6 +35,8 @@ func (k EventKind) String() string {
 		return "namespaces-changed"
 	case DiscoveryChanged:
 		return "discovery-changed"
+	case FailfastExpired:
+		return "failfast-expired"
 	}
 	return "UNKNOWN_EVENT"
 }

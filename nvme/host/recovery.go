@@ -157,6 +157,7 @@ func (c *Controller) startFailfastLocked() {
 		}
 		c.failfastExpired.Store(true)
 		c.log.Info("failfast expired")
+		c.events.push(Event{Kind: FailfastExpired, Old: c.state, New: c.state})
 	})
 }
 
