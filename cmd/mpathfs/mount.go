@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mpathfs/mpathfs/config"
+	"github.com/mpathfs/mpathfs/fusefs"
 	"github.com/mpathfs/mpathfs/internal/daemon"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
@@ -166,4 +167,13 @@ func serve(ctx context.Context, cfg *config.Config, dir string, lf logFlags, std
 		ready()
 	}
 	return d.Serve(ctx, m)
+}
+
+func configDefaults() (*config.Config, error) { return config.Parse("(defaults)", nil) }
+
+// fuseOptions turns the [fuse] table into fusefs options (as the daemon
+// does), for the ramfs baseline.
+func fuseOptions(f config.FUSE) fusefs.Options {
+	return fusefs.Options{MaxWrite: f.MaxWrite, MaxBackground: f.MaxBackground, Readers: f.MaxReaders,
+		AllowOther: f.AllowOther, Debug: f.Debug, DirectMount: true, FsName: "mpathfs-ramfs"}
 }
