@@ -26,7 +26,7 @@ func SetServiceTime(c *Controller, outstanding, nsPerKiB, lastDone int64) {
 func ServiceEstimate(c *Controller) int64 { return c.nsPerKiB.Load() }
 
 // MarkANAPending marks p as failed with an ANA error.
-func MarkANAPending(p *Path) { p.flags.Or(flagANAPending) }
+func MarkANAPending(p *Path) { p.word.Or(flagANAPending) }
 
 // Nanotime returns s's clock reading in ns.
 func Nanotime(s *Subsystem) int64 { return s.nanotime() }

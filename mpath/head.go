@@ -213,9 +213,9 @@ func (h *Head) revalidate(info HeadInfo) {
 	h.info.Store(&info)
 	for _, p := range h.paths {
 		if p.Info() != info {
-			p.flags.Or(flagNotReady)
+			p.word.Or(flagNotReady)
 		} else {
-			p.flags.And(^flagNotReady)
+			p.word.And(^flagNotReady)
 		}
 	}
 	s.mu.Unlock()
@@ -287,7 +287,7 @@ func (h *Head) do(ctx context.Context, req *Request, now int64) (int64, error) {
 		case ActionFailover:
 			p.failover.Add(1)
 			if v.ANA {
-				p.flags.Or(flagANAPending)
+				p.word.Or(flagANAPending)
 				if r, ok := p.drv.(ANARefresher); ok {
 					r.RefreshANA()
 				}

@@ -12,19 +12,24 @@ const (
 	flagRemoved                       // RemovePath was called
 )
 
-// Cached driver classes (Path.cls), refreshed by Changed.
+// Cached driver classes, bits 8-9 of Path.word, refreshed by Changed.
 const (
 	clsOptimized uint32 = iota
 	clsNonOptimized
 	clsUnusable
+
+	clsShift  = 8
+	clsMask   = 3 << clsShift
+	flagsMask = 1<<clsShift - 1
 )
 
 // Path is one controller's view of a head's namespace.
 type Path struct {
-	flags atomic.Uint32
-	cls   atomic.Uint32 // driver class as of the last Changed: a scan hint only
-	idx   atomic.Int32  // index in the head's current snapshot, a hint for round-robin
-	clsMu sync.Mutex    // orders refreshes of cls
+	// word holds the mpath flags (low byte) and the driver's class as of the last
+	// Changed (bits 8-9, a scan hint only), so a scan reads one word per path.
+	word  atomic.Uint32
+	idx   atomic.Int32 // index in the head's current snapshot, a hint for round-robin
+	clsMu sync.Mutex   // orders refreshes of the class
 
 	drv  PathDriver
 	ctrl *Controller
@@ -55,11 +60,11 @@ func (p *Path) Info() HeadInfo { return *p.info.Load() }
 
 // Ready reports that the path's geometry matches its head's (the kernel's NS_READY).
 // A path that is not ready is never selected.
-func (p *Path) Ready() bool { return p.flags.Load()&flagNotReady == 0 }
+func (p *Path) Ready() bool { return p.word.Load()&flagNotReady == 0 }
 
 // ANAPending reports that the path failed with an ANA error and the driver has not
 // called Changed since.
-func (p *Path) ANAPending() bool { return p.flags.Load()&flagANAPending != 0 }
+func (p *Path) ANAPending() bool { return p.word.Load()&flagANAPending != 0 }
 
 // Usable reports whether path selection may pick the path right now: it is ready,
 // not ANA-pending, not removed, not Disabled and optimized or non-optimized.
@@ -71,7 +76,7 @@ func (p *Path) Usable() bool {
 // state returns the access state and whether the path is usable. This is the one
 // predicate shared by every policy (nvme_path_is_disabled plus the ANA check).
 func (p *Path) state() (AccessState, bool) {
-	if p.flags.Load() != 0 {
+	if p.word.Load()&flagsMask != 0 {
 		return StateOther, false
 	}
 	st := p.drv.AccessState()
@@ -99,7 +104,7 @@ func (p *Path) Counters() PathCounters {
 // lack of a usable path.
 func (p *Path) Changed() {
 	p.refresh()
-	p.flags.And(^flagANAPending)
+	p.word.And(^flagANAPending)
 	h := p.head
 	h.clearCache()
 	h.wake()
@@ -113,7 +118,7 @@ func (p *Path) UpdateInfo(info HeadInfo) {
 	p.head.revalidate(info)
 }
 
-// refresh re-reads the driver's state into the scan hint cls. The mutex makes the
+// refresh re-reads the driver's state into the class hint. The mutex makes the
 // last refresh to run store what the driver said last.
 func (p *Path) refresh() {
 	p.clsMu.Lock()
@@ -126,6 +131,11 @@ func (p *Path) refresh() {
 			c = clsNonOptimized
 		}
 	}
-	p.cls.Store(c)
+	for {
+		old := p.word.Load()
+		if p.word.CompareAndSwap(old, old&^clsMask|c<<clsShift) {
+			break
+		}
+	}
 	p.clsMu.Unlock()
 }

@@ -54,18 +54,19 @@ func (numa) pick(h *Head, paths []*Path, node int, _, _ int64) *Path {
 // and when both nodes are known; otherwise every path is local, so the first
 // usable path in list order wins.
 //
-// Like every full scan here it classifies paths by the hint Path.cls (one atomic
-// load) and asks the driver (Path.state) only about a path that would become the
+// Like every full scan here it classifies paths by the class hint in Path.word (one
+// atomic load) and asks the driver (Path.state) only about a path that would become the
 // best so far, so the chosen path is always one the driver called usable at the
 // moment of the choice, at a fraction of the cost of asking about every path.
 func (h *Head) findPath(paths []*Path, node int, useDistance bool) *Path {
 	foundD, fallbackD := math.MaxInt, math.MaxInt
 	var found, fallback *Path
 	for _, p := range paths {
-		if p.flags.Load() != 0 {
+		w := p.word.Load()
+		if w&flagsMask != 0 {
 			continue
 		}
-		c := p.cls.Load()
+		c := w >> clsShift
 		if c >= clsUnusable || (c == clsNonOptimized && found != nil) {
 			continue
 		}
@@ -92,7 +93,9 @@ func (h *Head) findPath(paths []*Path, node int, useDistance bool) *Path {
 		found = fallback
 	}
 	if found != nil {
-		h.slot(node).Store(found)
+		if slot := h.slot(node); slot.Load() != found {
+			slot.Store(found)
+		}
 	}
 	return found
 }
@@ -168,10 +171,11 @@ func (queueDepth) pick(_ *Head, paths []*Path, _ int, _, _ int64) *Path {
 	minOpt, minNon := int64(math.MaxInt64), int64(math.MaxInt64)
 	var bestOpt, bestNon *Path
 	for _, p := range paths {
-		if p.flags.Load() != 0 {
+		w := p.word.Load()
+		if w&flagsMask != 0 {
 			continue
 		}
-		c := p.cls.Load()
+		c := w >> clsShift
 		if c >= clsUnusable {
 			continue
 		}
@@ -217,10 +221,11 @@ func (serviceTime) pick(_ *Head, paths []*Path, _ int, bytes, now int64) *Path {
 	opt := best{score: math.Inf(1)}
 	non := best{score: math.Inf(1)}
 	for _, p := range paths {
-		if p.flags.Load() != 0 {
+		w := p.word.Load()
+		if w&flagsMask != 0 {
 			continue
 		}
-		c := p.cls.Load()
+		c := w >> clsShift
 		if c >= clsUnusable || (c == clsNonOptimized && opt.p != nil) {
 			continue
 		}

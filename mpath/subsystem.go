@@ -203,7 +203,7 @@ func (s *Subsystem) AddPath(id Identity, info HeadInfo, name string, ctrl *Contr
 	}
 	p.head = h
 	if info != h.Info() {
-		p.flags.Or(flagNotReady)
+		p.word.Or(flagNotReady)
 	}
 	h.paths = append(h.paths, p)
 	h.publish()
@@ -252,7 +252,7 @@ func (s *Subsystem) RemovePath(p *Path) {
 	defer s.cbMu.Unlock()
 	h := p.head
 	s.mu.Lock()
-	if p.flags.Or(flagRemoved)&flagRemoved != 0 {
+	if p.word.Or(flagRemoved)&flagRemoved != 0 {
 		s.mu.Unlock()
 		return
 	}
