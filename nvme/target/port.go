@@ -371,3 +371,35 @@ func (p *Port) close() {
 		c.closeSocket()
 	}
 }
+
+// ANAGroups returns the ANA groups visible through this port, ascending:
+// group 1, every group given a state here and every group a namespace of a
+// linked subsystem is in (the kernel's ports/N/ana_groups directory).
+func (p *Port) ANAGroups() []uint32 {
+	seen := map[uint32]bool{1: true}
+	for g := uint32(1); g <= MaxANAGroups; g++ {
+		if p.anaGroupSet(g) {
+			seen[g] = true
+		}
+	}
+	for _, s := range p.linked() {
+		for _, ns := range s.namespaces() {
+			seen[ns.ANAGroup()] = true
+		}
+	}
+	out := make([]uint32, 0, len(seen))
+	for g := range seen {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// PendingFailures returns how many I/O commands FailNextIO still fails and
+// with which status.
+func (p *Port) PendingFailures() (int, nvme.Status) {
+	return int(p.failN.Load()), nvme.Status(p.failSt.Load())
+}
+
+// Config returns the port's configuration (with defaults filled in).
+func (p *Port) Config() PortConfig { return p.cfg }

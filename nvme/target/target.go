@@ -671,3 +671,12 @@ func (p *Port) discAddr() (string, string, uint8) {
 	}
 	return a.IP.String(), fmt.Sprint(a.Port), fam
 }
+
+// Namespaces returns the subsystem's namespaces in NSID order.
+func (s *Subsystem) Namespaces() []*Namespace { return slices.Clone(s.namespaces()) }
+
+// Config returns the subsystem's configuration (with defaults filled in).
+func (s *Subsystem) Config() SubsystemConfig { return s.cfg }
+
+// Config returns the namespace's configuration.
+func (ns *Namespace) Config() NamespaceConfig { return ns.cfg }
