@@ -139,3 +139,17 @@ func (p *Path) refresh() {
 	}
 	p.clsMu.Unlock()
 }
+
+// NUMANodes returns the NUMA nodes whose cached current path is p, ascending (the
+// kernel's per-path numa_nodes attribute). NoNode and nodes beyond MaxNodes-2 are
+// not reported.
+func (p *Path) NUMANodes() []int {
+	var nodes []int
+	h := p.head
+	for i := 1; i < MaxNodes; i++ {
+		if h.current[i].Load() == p {
+			nodes = append(nodes, i-1)
+		}
+	}
+	return nodes
+}

@@ -227,3 +227,14 @@ func TestRoundRobinRotates(t *testing.T) {
 		t.Fatalf("rotation %v, want %v", got, want)
 	}
 }
+
+func TestNUMANodesReportsTheNodesUsingAPath(t *testing.T) {
+	th := newTestHead(t, mpath.PolicyNUMA, []pathSpec{opt(0), opt(1)})
+	for _, node := range []int{0, 1, 2, 3, mpath.NoNode} {
+		th.h.FindPath(node)
+	}
+	// Nodes 2 and 3 are equally far from both controllers: the first path wins.
+	if got := fmt.Sprint(th.paths[0].NUMANodes(), th.paths[1].NUMANodes()); got != "[0 2 3] [1]" {
+		t.Fatalf("numa_nodes %s", got)
+	}
+}
