@@ -97,6 +97,7 @@ func (c *conn) closeSocket() {
 
 // serve is the reader goroutine.
 func (c *conn) serve() {
+	defer c.t.wg.Done()
 	defer c.teardown()
 	if !c.handshake() {
 		return
@@ -538,6 +539,7 @@ func (c *conn) connect(r *request, data []byte) {
 	c.work = make(chan *request, c.p.cfg.MaxQueueSize+8)
 	c.workers = true
 	for range min(ioWorkers, int(c.sqsize)) {
+		c.t.wg.Add(1)
 		go c.worker()
 	}
 	c.complete(r, 0, uint32(ctrl.cntlid))
@@ -651,6 +653,7 @@ func (c *conn) dataReady(r *request) {
 
 // worker executes I/O commands of this connection.
 func (c *conn) worker() {
+	defer c.t.wg.Done()
 	for r := range c.work {
 		c.execIO(r)
 	}

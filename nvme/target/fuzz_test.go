@@ -71,6 +71,7 @@ func FuzzConnection(f *testing.F) {
 		host, tgt := net.Pipe()
 		c := newConn(p, tgt)
 		served := make(chan struct{})
+		tg.wg.Add(1)
 		go func() { c.serve(); close(served) }()
 		_ = host.SetDeadline(time.Now().Add(5 * time.Second))
 		go func() {

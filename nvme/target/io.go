@@ -79,7 +79,7 @@ func (c *conn) ioCmd(ctrl *Controller, r *request, dl int) bool {
 		if int64(length) != r.n {
 			return c.failIO(r, dl, nvme.StatusDataSGLLengthInvalid|nvme.StatusDNR)
 		}
-		if m := c.p.cfg.MDTS; m > 0 && r.n > 4096<<m {
+		if m := c.p.cfg.MDTS; (m > 0 && r.n > 4096<<m) || r.n > MaxTransfer {
 			return c.failIO(r, dl, nvme.StatusInvalidField|nvme.StatusDNR)
 		}
 		if write {

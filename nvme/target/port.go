@@ -235,6 +235,7 @@ func (p *Port) acceptLoop(ln net.Listener) {
 			continue
 		}
 		p.conns[c] = struct{}{}
+		p.t.wg.Add(1)
 		p.mu.Unlock()
 		go c.serve()
 	}

@@ -46,6 +46,9 @@ const (
 	aqDepth            = 32
 	maxAERs            = 4 // AERL 3
 	kasUnits           = 10
+	// MaxTransfer bounds one I/O command's data when MDTS is 0 (no limit
+	// advertised): larger commands fail with Invalid Field.
+	MaxTransfer = 64 << 20
 )
 
 // Errors returned by the configuration API.
@@ -120,6 +123,8 @@ type Target struct {
 	discGen atomic.Uint64 // discovery log generation counter
 	anaChg  atomic.Uint64 // ANA change count (global, like nvmet)
 
+	wg sync.WaitGroup // connection readers and workers
+
 	mu         sync.Mutex
 	subsystems map[string]*Subsystem
 	ports      map[uint16]*Port
@@ -137,8 +142,8 @@ func New(log hclog.Logger) *Target {
 	return t
 }
 
-// Close stops every port, closes every connection and the namespaces'
-// files.
+// Close stops every port, closes every connection, waits for their
+// goroutines and closes the namespaces' files.
 func (t *Target) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -158,6 +163,7 @@ func (t *Target) Close() error {
 	for _, p := range ports {
 		p.close()
 	}
+	t.wg.Wait()
 	var errs []error
 	for _, s := range subs {
 		for _, ns := range s.namespaces() {
