@@ -78,7 +78,7 @@ func TestKernelTargetFailover(t *testing.T) {
 	k := requireKernelTarget(t)
 	e := newEnv(t, envConfig{Controllers: k.options(), KATO: 2 * time.Second, ReconnectDelay: time.Second})
 
-	data := bytes.Repeat([]byte("kernel target interop 0123456789\n"), 1<<15) // 1 MiB
+	data := bytes.Repeat([]byte("kernel target interop 012345678\n"), 1<<15) // 32 B x 32768 = 1 MiB
 	src := filepath.Join(t.TempDir(), "src")
 	os.WriteFile(src, data, 0o600)
 	if out, err := run(t, "dd", "if="+src, "of="+e.path("nvme0n1"), "bs=1M", "oflag=direct", "conv=notrunc", "status=none"); err != nil {
