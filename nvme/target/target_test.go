@@ -854,3 +854,35 @@ func TestNamespaceValidation(t *testing.T) {
 func netDial(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestHPDA: a host asking for C2H data alignment (HPDA 3: 16 bytes) gets
+// padded C2HData PDUs it can read.
+func TestHPDA(t *testing.T) {
+	f := newFixture(t, PortConfig{})
+	adm := admin(t, f.a1, testNQN, 0, 0)
+	q := dialRaw(t, f.a1)
+	if err := q.w.ICReq(pdu.ICReq{HPDA: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := q.r.Next(); err != nil || h.Type != pdu.TypeICResp {
+		t.Fatalf("ICResp: %v %v", h.Type, err)
+	}
+	q.resp = q.r.ICResp()
+	must(t, "io connect", q.connect(1, 127, 0, testNQN, adm.cntlid, testHostNQN))
+	wr := make([]byte, 4096)
+	fill(wr, 3)
+	must(t, "write", q.exec(nvme.NewWrite(1, 0, 8), nil, wr))
+	rd := make([]byte, 4096)
+	cmd := nvme.NewRead(1, 0, 8)
+	q.send(&cmd, rd, false)
+	h, err := q.r.Next()
+	if err != nil || h.Type != pdu.TypeC2HData || h.PDO != 32 {
+		t.Fatalf("C2HData %v PDO %d (%v), want PDO 32 (24-byte header padded to 16)", h.Type, h.PDO, err)
+	}
+	if err := q.r.ReadData(rd); err != nil {
+		t.Fatal(err)
+	}
+	if cqe, _ := q.wait(cmd.CID, rd, nil); cqe.Status != 0 || !bytes.Equal(rd, wr) {
+		t.Fatalf("status %s, data equal %v", cqe.Status, bytes.Equal(rd, wr))
+	}
+}
