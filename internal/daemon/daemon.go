@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -46,9 +47,13 @@ type Daemon struct {
 	subsys    map[string]*subsystem // by NQN
 	ctrls     map[int]*controller   // by instance
 	devices   map[string]*Device    // by head name
-	nextCtrl  int
+	reserved  map[int]bool          // controller instances being connected
 	closed    bool
 	closeOnce sync.Once
+
+	stop     chan struct{} // closed by Close: background reconnects end
+	stopOnce sync.Once
+	bg       sync.WaitGroup
 }
 
 type subsystem struct {
@@ -91,6 +96,8 @@ func New(cfg *config.Config, log hclog.Logger, hostOpts ...host.Option) *Daemon 
 		subsys:   map[string]*subsystem{},
 		ctrls:    map[int]*controller{},
 		devices:  map[string]*Device{},
+		reserved: map[int]bool{},
+		stop:     make(chan struct{}),
 	}
 }
 
@@ -123,21 +130,84 @@ func (d *Daemon) Devices() map[string]*Device {
 }
 
 // ConnectAll connects every controller and discovery entry of the
-// configuration. A controller that cannot connect is an error (the kernel's
-// `nvme connect` fails the same way); discovery entries that fail to
-// connect are logged and skipped.
+// configuration. A controller that cannot be reached now does not stop the
+// others: it is retried in the background every reconnect_delay until
+// ctrl_loss_tmo, as the kernel retries a lost controller. It is an error
+// only when nothing at all could be connected.
 func (d *Daemon) ConnectAll(ctx context.Context) error {
+	var errs []error
 	for _, o := range d.cfg.Controllers {
 		if err := d.Connect(ctx, o); err != nil {
-			return err
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d.log.Error("connect failed; retrying in the background", "address", o.Address(), "nqn", o.SubsysNQN,
+				"reconnect_delay", o.ReconnectDelay, "ctrl_loss_tmo", o.CtrlLossTmo, "error", err)
+			d.bg.Add(1)
+			go d.retryConnect(o)
 		}
 	}
 	for _, disc := range d.cfg.Discovery {
 		if err := d.ConnectDiscovered(ctx, disc); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
+	d.mu.Lock()
+	n := len(d.ctrls)
+	d.mu.Unlock()
+	if n == 0 && len(errs) > 0 {
+		d.stopRetries()
+		return errors.Join(errs...)
+	}
 	return nil
+}
+
+// retryConnect keeps trying to connect o until it works, ctrl_loss_tmo
+// runs out or the daemon closes.
+func (d *Daemon) retryConnect(o fabrics.Options) {
+	defer d.bg.Done()
+	delay := o.ReconnectDelay
+	if delay <= 0 {
+		delay = fabrics.DefaultReconnectDelay
+	}
+	var deadline time.Time
+	if o.CtrlLossTmo >= 0 {
+		deadline = time.Now().Add(o.CtrlLossTmo)
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		go func() {
+			select {
+			case <-d.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := d.Connect(ctx, o)
+		cancel()
+		if err == nil {
+			return
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			d.log.Error("giving up on controller: ctrl_loss_tmo expired", "address", o.Address(), "nqn", o.SubsysNQN, "error", err)
+			return
+		}
+		d.log.Debug("reconnect attempt failed", "address", o.Address(), "error", err)
+		t.Reset(delay)
+	}
+}
+
+func (d *Daemon) stopRetries() {
+	d.stopOnce.Do(func() { close(d.stop) })
+	d.bg.Wait()
 }
 
 // ConnectDiscovered reads a discovery log and connects every NVM subsystem
@@ -200,9 +270,17 @@ func (d *Daemon) Connect(ctx context.Context, o fabrics.Options) error {
 		d.mu.Unlock()
 		return errors.New("daemon closed")
 	}
-	inst := d.nextCtrl
-	d.nextCtrl++
+	inst := 0
+	for d.ctrls[inst] != nil || d.reserved[inst] {
+		inst++ // the lowest free instance, like the kernel's ida
+	}
+	d.reserved[inst] = true
 	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.reserved, inst)
+		d.mu.Unlock()
+	}()
 	name := fmt.Sprintf("nvme%d", inst)
 	clog := d.log.Named(name)
 	hc, err := host.Connect(ctx, o, clog, d.hostOpts...)
@@ -246,6 +324,17 @@ func (d *Daemon) attach(c *controller) error {
 }
 
 func (d *Daemon) newSubsystem(nqn string, inst int, id *nvme.IdentifyController) *subsystem {
+	// The kernel names a subsystem after its first controller's instance;
+	// instances are reused, so keep the name unique among live subsystems.
+	for taken := true; taken; {
+		taken = false
+		for _, o := range d.subsys {
+			if o.inst == inst {
+				taken = true
+				inst++
+			}
+		}
+	}
 	s := &subsystem{name: fmt.Sprintf("nvme-subsys%d", inst), inst: inst, nqn: nqn,
 		headInst: map[uint32]int{}, nextHead: 1, pending: map[uint32]string{}}
 	cfg := mpath.DefaultSubsystemConfig(nqn)
@@ -463,6 +552,7 @@ func (d *Daemon) FlushAll(ctx context.Context) {
 func (d *Daemon) Close(ctx context.Context) error {
 	var errs []error
 	d.closeOnce.Do(func() {
+		d.stopRetries()
 		d.FlushAll(ctx)
 		d.mu.Lock()
 		d.closed = true

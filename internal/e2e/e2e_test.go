@@ -431,3 +431,29 @@ func TestCleanShutdownKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	t.Logf("%d acknowledged writes, all readable after shutdown", n)
 }
+
+// A path that is down when the daemon starts does not stop the mount; it
+// joins its namespaces' heads when its port comes back.
+func TestPathDownAtStartJoinsLater(t *testing.T) {
+	requireFUSE(t, "dd")
+	e := newEnv(t, envConfig{DownAtStart: []int{1}})
+	if _, err := os.Stat(e.path("sys/class/nvme/nvme1")); err == nil {
+		t.Fatal("a controller for the port that is down exists")
+	}
+	if out, err := run(t, "dd", "if=/dev/zero", "of="+e.path("nvme0n1"), "bs=4k", "count=8", "oflag=direct", "conv=notrunc", "status=none"); err != nil {
+		t.Fatalf("I/O on the one path: %v %s", err, out)
+	}
+	if err := e.setup.Ports[1].StartListening(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("nvme1 to connect and join", 20*time.Second, func() bool {
+		_, err := os.Stat(e.path("sys/block/nvme0n1/multipath/nvme0c1n1"))
+		return err == nil
+	})
+	if s := e.cat("sys/class/nvme/nvme1/state"); s != "live" {
+		t.Fatalf("nvme1 state %q", s)
+	}
+	if !strings.Contains(e.logs.String(), "connect failed; retrying in the background") {
+		t.Error("the failed first connect was not logged")
+	}
+}

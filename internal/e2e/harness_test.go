@@ -55,6 +55,9 @@ type envConfig struct {
 	Controllers []fabrics.Options
 	// Reuse connects to an existing demo target.
 	Reuse *demo.Setup
+	// DownAtStart lists demo ports (0-based) that are not listening when
+	// the daemon connects.
+	DownAtStart []int
 }
 
 type env struct {
@@ -136,6 +139,11 @@ func newEnv(t *testing.T, c envConfig) *env {
 		t.Cleanup(func() { setup.Close() })
 		e.setup = setup
 		cfg.Controllers = setup.Options(base)
+		for _, i := range c.DownAtStart {
+			if err := setup.Ports[i].StopListening(); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	e.d = daemon.New(cfg, log, host.WithIOTimeout(10*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
