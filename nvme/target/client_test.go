@@ -34,6 +34,8 @@ type client struct {
 	cid    uint16
 	inCap  int // in-capsule limit used by exec for writes
 	cntlid uint16
+	hostID [16]byte // Connect HOSTID (testHostID if zero)
+	host   string   // Connect HOSTNQN override
 }
 
 // dial connects and does ICReq/ICResp.
@@ -174,7 +176,14 @@ func (c *client) connect(qid uint16, sqsize uint16, kato time.Duration, subnqn s
 	c.t.Helper()
 	cmd := fabrics.NewConnect(qid, sqsize, kato, false)
 	data := make([]byte, fabrics.ConnectDataSize)
-	cd := fabrics.ConnectData{HostID: testHostID, CNTLID: cntlid, SubNQN: subnqn, HostNQN: hostnqn}
+	id := c.hostID
+	if id == ([16]byte{}) {
+		id = testHostID
+	}
+	if c.host != "" {
+		hostnqn = c.host
+	}
+	cd := fabrics.ConnectData{HostID: id, CNTLID: cntlid, SubNQN: subnqn, HostNQN: hostnqn}
 	cd.Marshal(data)
 	return c.exec(cmd, nil, data)
 }

@@ -886,3 +886,56 @@ func TestHPDA(t *testing.T) {
 		t.Fatalf("status %s, data equal %v", cqe.Status, bytes.Equal(rd, wr))
 	}
 }
+
+// TestQueuedAEN: an event raised while no AER is outstanding waits and
+// completes the next AER at once.
+func TestQueuedAEN(t *testing.T) {
+	f := newFixture(t, PortConfig{})
+	c := admin(t, f.a1, testNQN, 0, 0)
+	must(t, "AEC", c.exec(nvme.NewSetFeatures(nvme.FeatAsyncEventConfig, nvme.AENCfgANAChange), nil, nil))
+	f.p1.SetANAState(2, nvme.ANANonOptimized)
+	if cqe := c.exec(nvme.NewAsyncEventRequest(), nil, nil); cqe.Status != 0 || cqe.DW0 != nvme.AENANAChange {
+		t.Fatalf("queued AEN: %#x %s", cqe.DW0, cqe.Status)
+	}
+}
+
+// TestReservationConflictOnWire: a second host (other host ID) cannot write
+// under a Write Exclusive reservation (0x83) but can read; after release
+// it can write.
+func TestReservationConflictOnWire(t *testing.T) {
+	f := newFixture(t, PortConfig{})
+	_, a := ioPair(t, f, 0)
+	// Host B on port 2.
+	b := dial(t, f.a2, 0)
+	b.hostID = [16]byte{0xB}
+	b.host = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000000b"
+	cqe := must(t, "B connect", b.connect(0, 31, 0, testNQN, fabrics.CNTLIDDynamic, ""))
+	b.cntlid = uint16(cqe.DW0)
+	b.enable()
+	bq := dial(t, f.a2, 0)
+	bq.hostID, bq.host, bq.inCap = b.hostID, b.host, DefaultInCapsule
+	must(t, "B io connect", bq.connect(1, 127, 0, testNQN, b.cntlid, ""))
+
+	keys := make([]byte, 16)
+	nvme.MarshalReservationKeys(keys, 0, 0xA1)
+	must(t, "A register", a.exec(nvme.NewReservationRegister(1, nvme.ResvRegister, false, 0), nil, keys))
+	nvme.MarshalReservationKeys(keys, 0xA1, 0)
+	must(t, "A acquire WE", a.exec(nvme.NewReservationAcquire(1, nvme.ResvAcquire, false, nvme.ResvWriteExclusive), nil, keys))
+	wantStatus(t, "B write", bq.exec(nvme.NewWrite(1, 0, 1), nil, make([]byte, 512)), nvme.StatusReservationConflict)
+	must(t, "B read", bq.exec(nvme.NewRead(1, 0, 1), make([]byte, 512), nil))
+	nvme.MarshalReservationKeys(keys, 0, 0xB1)
+	must(t, "B register", bq.exec(nvme.NewReservationRegister(1, nvme.ResvRegister, false, 0), nil, keys))
+	nvme.MarshalReservationKeys(keys, 0xB1, 0)
+	wantStatus(t, "B acquire while A holds", bq.exec(nvme.NewReservationAcquire(1, nvme.ResvAcquire, false, nvme.ResvWriteExclusive), nil, keys), nvme.StatusReservationConflict)
+	// B preempts A.
+	nvme.MarshalReservationKeys(keys, 0xB1, 0xA1)
+	must(t, "B preempt", bq.exec(nvme.NewReservationAcquire(1, nvme.ResvPreempt, false, nvme.ResvWriteExclusive), nil, keys))
+	wantStatus(t, "A write after preempt", a.exec(nvme.NewWrite(1, 0, 1), nil, make([]byte, 512)), nvme.StatusReservationConflict)
+	must(t, "B write", bq.exec(nvme.NewWrite(1, 0, 1), nil, make([]byte, 512)))
+	rep := make([]byte, 4096)
+	must(t, "report", a.exec(nvme.NewReservationReport(1, 4096, true), rep, nil))
+	rs, regctl, _ := nvme.ParseReservationStatus(rep)
+	if regctl != 1 || rs.Regs[0].HostID != b.hostID || !rs.Regs[0].Holds {
+		t.Fatalf("after preempt: %+v (A's registration must be gone)", rs)
+	}
+}
