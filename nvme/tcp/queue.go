@@ -103,7 +103,6 @@ type request struct {
 	data      []byte
 	dir       direction
 	inCapsule bool
-	timeout   time.Duration
 
 	// Exec side only.
 	sent uint32 // H2C bytes sent
@@ -127,6 +126,11 @@ type request struct {
 	timer    *time.Timer
 	deadline atomic.Int64 // ns since q.epoch
 	timedOut atomic.Bool
+	// label (cid | opcode<<16) and the timeout, for the timeout error built
+	// off the Exec goroutine (timer, failAll); atomics because a late
+	// reader may overlap the next use of the tag.
+	label     atomic.Uint32
+	timeoutNs atomic.Int64
 }
 
 // Queue is one NVMe/TCP queue (one TCP connection). Its methods are safe for
@@ -360,9 +364,11 @@ func (q *Queue) ExecTimeout(ctx context.Context, cmd *nvme.Command, data []byte,
 	if req.inCapsule {
 		req.cmd.DPTR.Type = nvme.SGLDataBlockOffset // Addr = ICDOFF = 0
 	}
-	req.data, req.dir, req.timeout = data, dir, timeout
+	req.data, req.dir = data, dir
 	req.sent, req.received, req.r2tEnd, req.ddgstErr = 0, 0, 0, false
 	req.timedOut.Store(false)
+	req.label.Store(uint32(req.cid) | uint32(cmd.Opcode)<<16)
+	req.timeoutNs.Store(int64(timeout))
 	if timeout > 0 {
 		req.deadline.Store(int64(time.Since(q.epoch) + timeout))
 	} else {
@@ -565,7 +571,13 @@ func (req *request) expire() {
 		return
 	}
 	req.timedOut.Store(true)
-	q.kill(fmt.Errorf("%w: cid %#04x opcode %#02x after %v", ErrTimeout, req.cid, req.cmd.Opcode, req.timeout))
+	q.kill(req.timeoutErr())
+}
+
+// timeoutErr describes req's timeout.
+func (req *request) timeoutErr() error {
+	l := req.label.Load()
+	return fmt.Errorf("%w: cid %#04x opcode %#02x after %v", ErrTimeout, uint16(l), uint8(l>>16), time.Duration(req.timeoutNs.Load()))
 }
 
 // kill declares the queue dead with cause; the first call wins. It closes
@@ -603,7 +615,7 @@ func (q *Queue) failAll() {
 		req := &q.reqs[i]
 		err := q.deadErr
 		if req.timedOut.Load() {
-			err = fmt.Errorf("%w: cid %#04x opcode %#02x after %v", ErrTimeout, req.cid, req.cmd.Opcode, req.timeout)
+			err = req.timeoutErr()
 		}
 		q.complete(req, &zero, err)
 	}

@@ -556,8 +556,8 @@ func TestUnknownCIDKillsQueue(t *testing.T) {
 		}
 	}
 	awaitDead(t, q)
-	if q.Inflight() != 0 {
-		t.Errorf("Inflight = %d after the queue died", q.Inflight())
+	if q.Inflight() != 0 || len(q.free) != 16 {
+		t.Errorf("Inflight = %d, %d free tags after the queue died; want 0 and 16", q.Inflight(), len(q.free))
 	}
 	if _, err := q.Exec(context.Background(), &nvme.Command{}, nil); !isQueueDead(err) {
 		t.Errorf("Exec on a dead queue: %v", err)
@@ -611,8 +611,8 @@ func TestSocketKilledMidR2T(t *testing.T) {
 		default:
 		}
 	}
-	if q.Inflight() != 0 {
-		t.Errorf("Inflight = %d", q.Inflight())
+	if q.Inflight() != 0 || len(q.free) != 8 {
+		t.Errorf("Inflight = %d, %d free tags; want 0 and 8 (each released once)", q.Inflight(), len(q.free))
 	}
 	if err := q.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -838,5 +838,52 @@ func TestClose(t *testing.T) {
 	}
 	if !errors.Is(q.Err(), ErrClosed) {
 		t.Errorf("Err() = %v", q.Err())
+	}
+}
+
+// TestConfigValidation: depth limits (tags are 12 bits) and defaults.
+func TestConfigValidation(t *testing.T) {
+	for _, d := range []int{-1, MaxDepth + 1} {
+		if _, err := Dial(context.Background(), Config{Addr: "127.0.0.1:1", Depth: d}); err == nil || !strings.Contains(err.Error(), "depth") {
+			t.Errorf("Depth %d: %v", d, err)
+		}
+	}
+	if _, err := Dial(context.Background(), Config{Addr: "127.0.0.1:1", InCapsuleMax: -1}); err == nil {
+		t.Error("negative InCapsuleMax accepted")
+	}
+	f := newFakeCtrl(t)
+	q := connect(t, f, Config{})
+	if q.Depth() != DefaultDepth {
+		t.Errorf("Depth() = %d, want %d", q.Depth(), DefaultDepth)
+	}
+}
+
+// TestAbandonedReleasedOnDeath: a command abandoned by its ctx gives its
+// tag back when the queue dies, exactly once.
+func TestAbandonedReleasedOnDeath(t *testing.T) {
+	f := newFakeCtrl(t)
+	q := connect(t, f, Config{Depth: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := goExec(ctx, q, readCmd(1, 0, 8), make([]byte, 4096))
+	f.wantCmd()
+	other := goExec(context.Background(), q, nvme.Command{Opcode: uint8(nvme.IOFlush)}, nil)
+	f.wantCmd()
+	cancel()
+	if r := await(t, ch); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("Exec error %v", r.err)
+	}
+	if q.Inflight() != 2 {
+		t.Fatalf("Inflight = %d, want 2", q.Inflight())
+	}
+	f.conn.Close()
+	if r := await(t, other); !isQueueDead(r.err) {
+		t.Fatalf("other command: %v", r.err)
+	}
+	q.Close() // returns once the reader failed everything
+	if q.Inflight() != 0 {
+		t.Errorf("Inflight = %d after death", q.Inflight())
+	}
+	if got := len(q.free); got != 2 {
+		t.Errorf("%d tags on the free list, want 2 (each released exactly once)", got)
 	}
 }
