@@ -6,6 +6,12 @@ func SetSelectHooks(h *Head, before func(*Request), after func(*Request, *Path))
 	h.hooks = &testHooks{before: before, after: after}
 }
 
+// SetQueueHook installs an observer called when a request is about to wait for a
+// usable path (after it was counted and logged). Call it before any I/O to h.
+func SetQueueHook(h *Head, queued func(*Request)) {
+	h.hooks = &testHooks{queued: queued}
+}
+
 // SetCurrent sets node's cached current path of h.
 func SetCurrent(h *Head, node int, p *Path) { h.slot(node).Store(p) }
 

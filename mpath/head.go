@@ -67,10 +67,11 @@ type Head struct {
 	removalGen uint64
 }
 
-// testHooks observe every path selection (export_test.go).
+// testHooks observe every path selection and every wait for a path (export_test.go).
 type testHooks struct {
 	before func(*Request)
 	after  func(*Request, *Path)
+	queued func(*Request)
 }
 
 // Name returns the head name (SubsystemConfig.HeadName).
@@ -378,6 +379,9 @@ func (h *Head) pick(ctx context.Context, req *Request, now int64) (*Path, error)
 		h.requeue.Add(1)
 		if h.logged.Or(loggedRequeue)&loggedRequeue == 0 {
 			h.log.Warn("no usable path - requeuing I/O")
+		}
+		if hk := h.hooks; hk != nil && hk.queued != nil {
+			hk.queued(req)
 		}
 		select {
 		case <-ch:
