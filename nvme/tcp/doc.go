@@ -10,6 +10,11 @@
 // for that command, which sends the H2CData PDUs itself from the caller's
 // buffer. Sends (capsules and H2CData) are serialized by one mutex around
 // the pdu.Writer, one vectored write per PDU; no payload is ever copied.
+// (A flat-combining sender that batches the capsules of concurrent
+// submitters into one writev was measured against this: at most 8% less
+// CPU at 32 in flight against nvme/target, but it lets a sender read a
+// caller's buffer after that caller's Exec may have returned on queue
+// death, so the mutex stays.)
 //
 // # Tags and CIDs
 //
