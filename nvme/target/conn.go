@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -157,9 +158,23 @@ func (c *conn) termReq(fes pdu.FES, fei uint32, reason string) {
 
 func (c *conn) sendTermReq(fes pdu.FES, fei uint32, hdr []byte) {
 	c.wmu.Lock()
-	_ = c.w.TermReq(pdu.TypeC2HTermReq, pdu.TermReq{FES: fes, FEI: fei, Header: hdr})
+	err := c.w.TermReq(pdu.TypeC2HTermReq, pdu.TermReq{FES: fes, FEI: fei, Header: hdr})
 	c.wmu.Unlock()
+	if err != nil {
+		return
+	}
+	// Half-close and drain what the host still sends for a moment, so the
+	// close that follows is a FIN, not a reset that could destroy the
+	// TermReq in flight. Runs in the reader goroutine.
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+		_ = tc.SetReadDeadline(time.Now().Add(termReqLinger))
+		_, _ = io.Copy(io.Discard, io.LimitReader(tc, 1<<20))
+	}
 }
+
+// termReqLinger bounds the drain after a C2HTermReq.
+const termReqLinger = 200 * time.Millisecond
 
 func (c *conn) teardown() {
 	if ctrl := c.controller(); ctrl != nil {
