@@ -14,8 +14,23 @@
 // takes no target-wide lock: namespaces are found in an immutable
 // copy-on-write table, ANA states, fault counters and reservation state are
 // atomics, and RAM namespaces have per-chunk RW locks (see ramStore).
-// Requests and their completions are preallocated per connection and data
-// buffers come from sync.Pools, so steady-state I/O allocates nothing.
+// Request structures (with their completion) are recycled per connection
+// through a free list, received write data lands in buffers from
+// per-size-class sync.Pools, and reads from RAM are sent straight from the
+// namespace memory (one writev per C2HData PDU; small reads are corked
+// with their CapsuleResp into one write), so steady-state I/O allocates
+// nothing.
+//
+// Fault injection (Port): DropConnections, StopListening/StartListening,
+// Stall, FailNextIO, SetANAState, UnlinkSubsystem/LinkSubsystem. The
+// nvmetcli JSON format (LoadNvmetcliJSON, Target.Apply) configures it like a
+// Linux target; package controlfs serves a configfs-shaped control tree.
+//
+// Deviations from the Linux target, on purpose: the discovery log lists the
+// links of every port (Linux: only the port asked), so one discovery read
+// finds every path; ANA groups not given a state on a port through the Go
+// API are optimized (Apply follows Linux: inaccessible unless listed or
+// group 1); VS is 1.3 (Linux 6.x: 2.1) so hosts use CNS 0x00 only.
 package target
 
 import (
