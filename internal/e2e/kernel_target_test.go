@@ -1,73 +1,30 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mpathfs/mpathfs/internal/kttest"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
 
-// kernelTarget is the Linux kernel NVMe/TCP target of shared/kernel-target
-// (nvmet-tcp in a VM), selected with MPATHFS_KERNEL_TARGET=1.
-type kernelTarget struct {
-	dir string
-	env map[string]string
-}
-
-func kernelTargetDir() string {
-	if d := os.Getenv("MPATHFS_KT_DIR"); d != "" {
-		return d
-	}
-	_, file, _, _ := runtime.Caller(0)
-	// internal/e2e -> repo -> work tree root, where shared/ sits beside it.
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "kernel-target")
-}
-
-func requireKernelTarget(t *testing.T) *kernelTarget {
+// requireKernelTarget locks and resets the Linux kernel target (see
+// internal/kttest) and returns connect options for its two paths.
+func requireKernelTarget(t *testing.T) (*kttest.Target, []fabrics.Options) {
 	t.Helper()
-	if os.Getenv("MPATHFS_KERNEL_TARGET") != "1" {
-		t.Skip("Linux kernel target interop: set MPATHFS_KERNEL_TARGET=1 with shared/kernel-target started (.ci/run does)")
-	}
+	k := kttest.Require(t)
 	requireFUSE(t, "fio", "dd")
-	k := &kernelTarget{dir: kernelTargetDir(), env: map[string]string{}}
-	out, err := exec.Command(filepath.Join(k.dir, "ctl"), "env").Output()
-	if err != nil {
-		t.Fatalf("MPATHFS_KERNEL_TARGET=1 but %s/ctl env failed: %v", k.dir, err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		if k2, v, ok := strings.Cut(sc.Text(), "="); ok {
-			k.env[k2] = v
-		}
-	}
-	k.ctl(t, "reset")
-	t.Cleanup(func() { k.ctl(t, "reset") })
-	return k
-}
-
-func (k *kernelTarget) ctl(t *testing.T, args ...string) {
-	t.Helper()
-	out, err := exec.Command(filepath.Join(k.dir, "ctl"), args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ctl %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-func (k *kernelTarget) options() []fabrics.Options {
-	var out []fabrics.Options
-	for _, port := range []string{k.env["KT_PORT1"], k.env["KT_PORT2"]} {
+	var opts []fabrics.Options
+	for _, port := range k.Ports {
 		o := fabrics.DefaultOptions()
-		o.Transport, o.TrAddr, o.TrSvcID, o.SubsysNQN = "tcp", "127.0.0.1", port, k.env["KT_NQN"]
-		out = append(out, o)
+		o.Transport, o.TrAddr, o.TrSvcID, o.SubsysNQN = "tcp", "127.0.0.1", port, k.NQN
+		opts = append(opts, o)
 	}
-	return out
+	return k, opts
 }
 
 // The failover scenarios against the Linux kernel target: data integrity
@@ -75,8 +32,8 @@ func (k *kernelTarget) options() []fabrics.Options {
 // pulled (silence: keep-alive detects it) and its ANA group goes
 // inaccessible, through ctl.
 func TestKernelTargetFailover(t *testing.T) {
-	k := requireKernelTarget(t)
-	e := newEnv(t, envConfig{Controllers: k.options(), KATO: 2 * time.Second, ReconnectDelay: time.Second})
+	k, opts := requireKernelTarget(t)
+	e := newEnv(t, envConfig{Controllers: opts, KATO: 2 * time.Second, ReconnectDelay: time.Second})
 
 	data := bytes.Repeat([]byte("kernel target interop 012345678\n"), 1<<15) // 32 B x 32768 = 1 MiB
 	src := filepath.Join(t.TempDir(), "src")
@@ -91,34 +48,34 @@ func TestKernelTargetFailover(t *testing.T) {
 
 	t.Run("port-down", func(t *testing.T) {
 		kernelFailover(t, e,
-			func() { k.ctl(t, "port-down", "1") },
+			func() { k.Ctl(t, "port-down", "1") },
 			func() {
 				e.waitFor("nvme0 not live", 20*time.Second, func() bool { return state("nvme0") != "live" })
 			},
 			func() {
-				k.ctl(t, "port-up", "1")
+				k.Ctl(t, "port-up", "1")
 				e.waitFor("nvme0 live again", 60*time.Second, func() bool { return state("nvme0") == "live" })
 			})
 	})
 	t.Run("link-down", func(t *testing.T) {
 		kernelFailover(t, e,
-			func() { k.ctl(t, "link-down", "1") },
+			func() { k.Ctl(t, "link-down", "1") },
 			func() {
 				e.waitFor("keep-alive detects the pulled cable", 30*time.Second, func() bool { return state("nvme0") != "live" })
 			},
 			func() {
-				k.ctl(t, "link-up", "1")
+				k.Ctl(t, "link-up", "1")
 				e.waitFor("nvme0 live again", 60*time.Second, func() bool { return state("nvme0") == "live" })
 			})
 	})
 	t.Run("ana-inaccessible", func(t *testing.T) {
 		kernelFailover(t, e,
-			func() { k.ctl(t, "ana", "1", "1", "inaccessible") },
+			func() { k.Ctl(t, "ana", "1", "1", "inaccessible") },
 			func() {
 				e.waitFor("ana_state inaccessible", 20*time.Second, func() bool { return e.cat(path0n1+"/ana_state") == "inaccessible" })
 			},
 			func() {
-				k.ctl(t, "ana", "1", "1", "optimized")
+				k.Ctl(t, "ana", "1", "1", "optimized")
 				e.waitFor("ana_state optimized", 20*time.Second, func() bool { return e.cat(path0n1+"/ana_state") == "optimized" })
 			})
 	})

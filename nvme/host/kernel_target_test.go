@@ -1,19 +1,15 @@
 package host
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mpathfs/mpathfs/internal/kttest"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
@@ -24,71 +20,15 @@ import (
 // relative to this package. The VM must be running (./start); these tests
 // change its state with ./ctl and end with `ctl reset`.
 
-type kernelTarget struct {
-	dir   string
-	nqn   string
-	ports [2]string
-}
+type kernelTarget struct{ *kttest.Target }
 
-func kernelTargetEnv(t *testing.T) *kernelTarget {
-	t.Helper()
-	if os.Getenv("MPATHFS_KERNEL_TARGET") != "1" {
-		t.Skip("kernel target interop: set MPATHFS_KERNEL_TARGET=1 with ../shared/kernel-target started")
-	}
-	dir := os.Getenv("MPATHFS_KT_DIR")
-	if dir == "" {
-		_, file, _, ok := runtime.Caller(0)
-		if !ok {
-			t.Fatal("cannot locate the package directory")
-		}
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "kernel-target")
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "ctl")); err != nil {
-		t.Fatalf("kernel target harness not found (MPATHFS_KT_DIR=%s): %v", dir, err)
-	}
-	kt := &kernelTarget{dir: dir}
-	out := kt.ctl(t, "env")
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "KT_NQN":
-			kt.nqn = v
-		case "KT_PORT1":
-			kt.ports[0] = v
-		case "KT_PORT2":
-			kt.ports[1] = v
-		}
-	}
-	if kt.nqn == "" || kt.ports[0] == "" || kt.ports[1] == "" {
-		t.Fatalf("ctl env incomplete: %q", out)
-	}
-	kt.ctl(t, "reset")
-	t.Cleanup(func() { kt.ctl(t, "reset") })
-	return kt
-}
+func kernelTargetEnv(t *testing.T) *kernelTarget { return &kernelTarget{kttest.Require(t)} }
 
-func (kt *kernelTarget) ctl(t *testing.T, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(kt.dir, "ctl"), args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("ctl %s: %v: %s%s", strings.Join(args, " "), err, out.String(), errb.String())
-	}
-	return out.String()
-}
+func (kt *kernelTarget) ctl(t *testing.T, args ...string) string { return kt.Ctl(t, args...) }
 
 func (kt *kernelTarget) opts(path int) fabrics.Options {
 	o := fabrics.DefaultOptions()
-	o.Transport, o.TrAddr, o.TrSvcID, o.SubsysNQN = "tcp", "127.0.0.1", kt.ports[path-1], kt.nqn
+	o.Transport, o.TrAddr, o.TrSvcID, o.SubsysNQN = "tcp", "127.0.0.1", kt.Ports[path-1], kt.NQN
 	o.HostNQN = testHostNQN
 	o.HostID = [16]byte{0, 0, 0, 0, 0, 0, 0x40, 0, 0x80, 15: 1}
 	o.KeepAliveTmo = 2 * time.Second // nvmet rounds up to whole seconds
@@ -125,7 +65,7 @@ func TestKernelTargetPaths(t *testing.T) {
 				o.HdrDigest, o.DataDigest = dg, dg
 				cs[i] = ktConnect(t, o)
 				id := cs[i].Identify()
-				if id.SubNQN != kt.nqn || id.CMIC&nvme.CMICANA == 0 {
+				if id.SubNQN != kt.NQN || id.CMIC&nvme.CMICANA == 0 {
 					t.Fatalf("path %d identify: subnqn %q cmic %#x", i+1, id.SubNQN, id.CMIC)
 				}
 				if trimID(id.ModelNumber) != "kernel-target-harness" {
@@ -180,12 +120,12 @@ func TestKernelTargetDiscovery(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, e := range dl.Entries {
-		if e.SubNQN == kt.nqn {
+		if e.SubNQN == kt.NQN {
 			seen[e.TrSvcID] = true
 		}
 	}
-	if !seen[kt.ports[0]] {
-		t.Fatalf("discovery log lacks %s on trsvcid %s: %+v", kt.nqn, kt.ports[0], dl.Entries)
+	if !seen[kt.Ports[0]] {
+		t.Fatalf("discovery log lacks %s on trsvcid %s: %+v", kt.NQN, kt.Ports[0], dl.Entries)
 	}
 	t.Logf("genctr %d, %d records", dl.GenCtr, dl.NumRec)
 }
