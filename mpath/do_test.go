@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -244,6 +245,7 @@ func TestFenceBeforeResubmittingAnInDoubtWrite(t *testing.T) {
 		{"in-doubt flush does not wait", mpath.OpFlush, true, true, false},
 		{"write that surely did not execute does not wait", mpath.OpWrite, false, true, false},
 		{"FenceWrites off: no wait", mpath.OpWrite, true, false, false},
+		{"in-doubt write retried on the same controller waits for the fence", mpath.OpWrite, true, true, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -253,7 +255,11 @@ func TestFenceBeforeResubmittingAnInDoubtWrite(t *testing.T) {
 			_, d1 := f.add(t, 1, mpath.NewController("1", 0))
 			d0.SubmitHook = func(context.Context, *mpath.Request) error {
 				d0.SetDisabled(true) // the connection died
-				return &mpathtest.Fault{Verdict: mpath.Verdict{Action: mpath.ActionFailover, InDoubt: tc.inDoubt}}
+				action := mpath.ActionFailover
+				if strings.Contains(tc.name, "retried") {
+					action = mpath.ActionRetry
+				}
+				return &mpathtest.Fault{Verdict: mpath.Verdict{Action: action, InDoubt: tc.inDoubt}}
 			}
 			var submitsAtFence uint64 = 99
 			d0.FenceHook = func(ctx context.Context, err error) error {

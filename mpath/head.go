@@ -229,8 +229,9 @@ func (h *Head) revalidate(info HeadInfo) {
 // policy and submits; on failure the path's driver classifies the error:
 //   - ActionComplete: the error is returned as is (command_error_count).
 //   - ActionRetry: resubmitted on the same path after RetryDelay, at most MaxRetries
-//     times (command_retry_count); if the path has become unusable meanwhile, path
-//     selection runs again instead.
+//     times (command_retry_count); an in-doubt write waits for Fencer.Fence first (if
+//     FenceWrites); if the path has become unusable meanwhile, path selection runs
+//     again instead.
 //   - ActionFailover: the path's multipath_failover_count is bumped; an ANA error
 //     marks the path ANA-pending and calls RefreshANA; the path is dropped as current
 //     path; an in-doubt write waits for Fencer.Fence (if FenceWrites); then path
@@ -256,7 +257,7 @@ func (h *Head) do(ctx context.Context, req *Request, now int64) (int64, error) {
 	for {
 		if p == nil {
 			var err error
-			if p, err = h.pick(ctx, req, now); err != nil {
+			if p, now, err = h.pick(ctx, req, now); err != nil {
 				return s.nanotime(), err
 			}
 		}
@@ -275,6 +276,9 @@ func (h *Head) do(ctx context.Context, req *Request, now int64) (int64, error) {
 			req.retries++
 			p.retry.Add(1)
 			h.retry.Add(1)
+			if now, err = h.fence(ctx, p, req, err, v, now); err != nil {
+				return now, err
+			}
 			if v.RetryDelay > 0 {
 				if werr := h.sleep(ctx, v.RetryDelay); werr != nil {
 					return s.nanotime(), &Error{Head: h.name, Err: werr}
@@ -294,19 +298,8 @@ func (h *Head) do(ctx context.Context, req *Request, now int64) (int64, error) {
 				}
 			}
 			h.clearPath(p)
-			if v.InDoubt && req.Op.IsWrite() && s.fence.Load() {
-				if f, ok := p.drv.(Fencer); ok {
-					ferr := f.Fence(ctx, err)
-					end := s.nanotime()
-					h.fenceWaits.Add(1)
-					h.fenceNs.Add(end - now)
-					now = end
-					if ferr != nil {
-						h.errors.Add(1)
-						p.errors.Add(1)
-						return now, &Error{Head: h.name, Err: fmt.Errorf("write fence after %v: %w", err, ferr)}
-					}
-				}
+			if now, err = h.fence(ctx, p, req, err, v, now); err != nil {
+				return now, err
 			}
 			p, req.retries = nil, 0
 		default:
@@ -316,6 +309,28 @@ func (h *Head) do(ctx context.Context, req *Request, now int64) (int64, error) {
 			return now, &Error{Head: h.name, Err: cerr}
 		}
 	}
+}
+
+// fence makes an in-doubt write wait, before it is sent again anywhere, until the
+// failed attempt can no longer execute (Fencer). A fence error fails the request.
+func (h *Head) fence(ctx context.Context, p *Path, req *Request, err error, v Verdict, now int64) (int64, error) {
+	if !v.InDoubt || !req.Op.IsWrite() || !h.sub.fence.Load() {
+		return now, nil
+	}
+	f, ok := p.drv.(Fencer)
+	if !ok {
+		return now, nil
+	}
+	ferr := f.Fence(ctx, err)
+	end := h.sub.nanotime()
+	h.fenceWaits.Add(1)
+	h.fenceNs.Add(end - now)
+	if ferr != nil {
+		h.errors.Add(1)
+		p.errors.Add(1)
+		return end, &Error{Head: h.name, Err: fmt.Errorf("write fence after %v: %w", err, ferr)}
+	}
+	return end, nil
 }
 
 func (h *Head) complete(p *Path, err error) error {
@@ -356,25 +371,26 @@ func (h *Head) submit(ctx context.Context, p *Path, req *Request, t0 int64) (int
 }
 
 // pick selects a path for req, waiting while none is usable but one may return.
-func (h *Head) pick(ctx context.Context, req *Request, now int64) (*Path, error) {
+// It returns the time after the wait.
+func (h *Head) pick(ctx context.Context, req *Request, now int64) (*Path, int64, error) {
 	if p := h.selectHooked(req, now); p != nil {
 		if h.logged.Load() != 0 {
 			h.logged.Store(0) // the no-path episode is over
 		}
-		return p, nil
+		return p, now, nil
 	}
 	for {
 		ch := h.waitChan()
 		if p := h.selectHooked(req, now); p != nil {
 			h.logged.Store(0)
-			return p, nil
+			return p, now, nil
 		}
 		if !h.mayQueue() {
 			h.failNoPath.Add(1)
 			if h.logged.Or(loggedFail)&loggedFail == 0 {
 				h.log.Warn("no available path - failing I/O")
 			}
-			return nil, &Error{Head: h.name, Err: ErrNoPath}
+			return nil, now, &Error{Head: h.name, Err: ErrNoPath}
 		}
 		h.requeue.Add(1)
 		if h.logged.Or(loggedRequeue)&loggedRequeue == 0 {
@@ -386,7 +402,7 @@ func (h *Head) pick(ctx context.Context, req *Request, now int64) (*Path, error)
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, &Error{Head: h.name, Err: ctx.Err()}
+			return nil, now, &Error{Head: h.name, Err: ctx.Err()}
 		}
 		now = h.sub.nanotime()
 	}

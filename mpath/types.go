@@ -181,7 +181,8 @@ type Verdict struct {
 	// driver calls Path.Changed, and ANARefresher.RefreshANA is called.
 	ANA bool
 	// InDoubt means no completion was seen: the command may still execute on the old
-	// controller. A failed-over in-doubt write waits for Fencer.Fence first.
+	// controller. An in-doubt write waits for Fencer.Fence before it is retried or
+	// failed over.
 	InDoubt bool
 }
 
