@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -937,5 +938,76 @@ func TestReservationConflictOnWire(t *testing.T) {
 	rs, regctl, _ := nvme.ParseReservationStatus(rep)
 	if regctl != 1 || rs.Regs[0].HostID != b.hostID || !rs.Regs[0].Holds {
 		t.Fatalf("after preempt: %+v (A's registration must be gone)", rs)
+	}
+}
+
+// TestReadPathAllocs: in steady state a read (RAM namespace, sent straight
+// from its memory) allocates nothing, on the target or in the test client.
+func TestReadPathAllocs(t *testing.T) {
+	f := newFixture(t, PortConfig{})
+	_, q := ioPair(t, f, pdu.DigestHeader|pdu.DigestData)
+	rd := make([]byte, 64<<10)
+	read := func() {
+		cmd := nvme.NewRead(1, 128, uint32(len(rd)/512))
+		q.send(&cmd, rd, false)
+		if cqe, _ := q.wait(cmd.CID, rd, nil); cqe.Status != 0 {
+			t.Fatal(cqe.Status)
+		}
+	}
+	for range 50 { // warm up: requests, buffers
+		read()
+	}
+	if n := testing.AllocsPerRun(200, read); n != 0 {
+		t.Errorf("%v allocations per 64 KiB read, want 0", n)
+	}
+}
+
+// TestFileDeallocatePunchesHoles: DSM deallocate on a file namespace
+// returns the blocks to the file system.
+func TestFileDeallocatePunchesHoles(t *testing.T) {
+	tg := New(nil)
+	t.Cleanup(func() { tg.Close() })
+	s, _ := tg.AddSubsystem(SubsystemConfig{NQN: testNQN})
+	path := t.TempDir() + "/ns.img"
+	if _, err := s.AddNamespace(NamespaceConfig{NSID: 1, Size: 8 << 20, Path: path}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := tg.AddPort(PortConfig{ID: 1})
+	if err := p.LinkSubsystem(testNQN); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: tg, s: s, p1: p, a1: p.Addr().String()}
+	_, q := ioPair(t, f, 0)
+	wr := make([]byte, 1<<20)
+	fill(wr, 1)
+	must(t, "write", q.exec(nvme.NewWrite(1, 0, 2048), nil, wr))
+	must(t, "flush", q.exec(nvme.NewFlush(1), nil, nil))
+	blocks := func() int64 {
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Blocks
+	}
+	before := blocks()
+	rng := make([]byte, 16)
+	nvme.MarshalDSMRange(rng, 0, 2048)
+	must(t, "deallocate", q.exec(nvme.NewDeallocate(1, 1), nil, rng))
+	after := blocks()
+	if after >= before {
+		fd, err := syscall.Open(path, syscall.O_RDWR, 0)
+		if err == nil {
+			err = syscall.Fallocate(fd, 0x01|0x02, 0, 4096) // KEEP_SIZE|PUNCH_HOLE
+			syscall.Close(fd)
+		}
+		if err != nil {
+			t.Skipf("file system of %s cannot punch holes: %v", path, err)
+		}
+		t.Fatalf("blocks %d -> %d: deallocate did not punch a hole", before, after)
+	}
+	rd := make([]byte, len(wr))
+	must(t, "read", q.exec(nvme.NewRead(1, 0, 2048), rd, nil))
+	if !bytes.Equal(rd, make([]byte, len(rd))) {
+		t.Fatal("deallocated range does not read as zeroes")
 	}
 }
