@@ -91,10 +91,22 @@ func TestDDAndFioVerifyEitherPath(t *testing.T) {
 	}
 }
 
+// load sizes the fio job of a failover scenario and how long to wait for
+// each step.
+type load struct {
+	sizeMB, rateIOPS int
+	started, moved   uint64 // writes on path 0 before the fault; on path 1 after it
+	wait             time.Duration
+}
+
+// ownTarget suits our in-process target; the emulated kernel target needs
+// less.
+var ownTarget = load{sizeMB: 16, rateIOPS: 1200, started: 200, moved: 100, wait: 20 * time.Second}
+
 // failoverCase runs fio --verify on nvme0n1 while fault() acts on the path
-// in use (path 0 under numa), then heal() restores it. seen() checks the
-// tree while the fault holds.
-func failoverCase(t *testing.T, e *env, fault func(), seen func(), heal func()) {
+// in use (path 0 under numa), checks the tree with seen() while the fault
+// holds, then heal() restores it. fio must see no error at all.
+func failoverCase(t *testing.T, e *env, l load, fault, seen, heal func()) {
 	t.Helper()
 	type result struct {
 		out string
@@ -102,14 +114,14 @@ func failoverCase(t *testing.T, e *env, fault func(), seen func(), heal func()) 
 	}
 	res := make(chan result, 1)
 	go func() {
-		out, err := e.fio(verifyJob(e.path("nvme0n1"), 16, 1200)...)
+		out, err := e.fio(verifyJob(e.path("nvme0n1"), l.sizeMB, l.rateIOPS)...)
 		res <- result{out, err}
 	}()
-	e.waitFor("fio writing on nvme0c0n1", 20*time.Second, func() bool { return e.statField(path0n1, 4) > 200 })
+	e.waitFor("fio writing on nvme0c0n1", l.wait, func() bool { return e.statField(path0n1, 4) > l.started })
 	fault()
 	seen()
 	w1 := e.statField(path1n1, 4)
-	e.waitFor("I/O continuing on nvme0c1n1", 20*time.Second, func() bool { return e.statField(path1n1, 4) > w1+100 })
+	e.waitFor("I/O continuing on nvme0c1n1", l.wait, func() bool { return e.statField(path1n1, 4) > w1+l.moved })
 	heal()
 	r := <-res
 	if r.err != nil || !strings.Contains(r.out, "err= 0") {
@@ -124,7 +136,7 @@ func TestFailoverPortDropped(t *testing.T) {
 	requireFUSE(t, "fio")
 	e := newEnv(t, envConfig{})
 	p0 := e.setup.Ports[0]
-	failoverCase(t, e,
+	failoverCase(t, e, ownTarget,
 		func() {
 			// The port dies with commands in flight: hold them, then close.
 			p0.Stall(true)
@@ -160,7 +172,7 @@ func TestFailoverPortStalled(t *testing.T) {
 	requireFUSE(t, "fio")
 	e := newEnv(t, envConfig{KATO: time.Second})
 	p0 := e.setup.Ports[0]
-	failoverCase(t, e,
+	failoverCase(t, e, ownTarget,
 		func() { p0.Stall(true) },
 		func() {
 			// Keep-alive (KATO 1 s) detects the silent controller.
@@ -176,7 +188,7 @@ func TestFailoverANAInaccessible(t *testing.T) {
 	requireFUSE(t, "fio")
 	e := newEnv(t, envConfig{})
 	p0 := e.setup.Ports[0]
-	failoverCase(t, e,
+	failoverCase(t, e, ownTarget,
 		func() { p0.SetANAState(1, nvme.ANAInaccessible) },
 		func() {
 			e.waitFor("ana_state inaccessible", 10*time.Second, func() bool { return e.cat(path0n1+"/ana_state") == "inaccessible" })

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +26,9 @@ func requireKernelTarget(t *testing.T) (*kttest.Target, []fabrics.Options) {
 	return k, opts
 }
 
+// kernelTargetLoad suits the emulated (TCG) guest: a few thousand IOPS.
+var kernelTargetLoad = load{sizeMB: 4, rateIOPS: 150, started: 50, moved: 20, wait: 60 * time.Second}
+
 // The failover scenarios against the Linux kernel target: data integrity
 // with fio --verify while path 1 is taken down (port removed), its cable is
 // pulled (silence: keep-alive detects it) and its ANA group goes
@@ -47,7 +49,7 @@ func TestKernelTargetFailover(t *testing.T) {
 	state := func(c string) string { return e.cat("sys/class/nvme/" + c + "/state") }
 
 	t.Run("port-down", func(t *testing.T) {
-		kernelFailover(t, e,
+		failoverCase(t, e, kernelTargetLoad,
 			func() { k.Ctl(t, "port-down", "1") },
 			func() {
 				e.waitFor("nvme0 not live", 20*time.Second, func() bool { return state("nvme0") != "live" })
@@ -58,7 +60,7 @@ func TestKernelTargetFailover(t *testing.T) {
 			})
 	})
 	t.Run("link-down", func(t *testing.T) {
-		kernelFailover(t, e,
+		failoverCase(t, e, kernelTargetLoad,
 			func() { k.Ctl(t, "link-down", "1") },
 			func() {
 				e.waitFor("keep-alive detects the pulled cable", 30*time.Second, func() bool { return state("nvme0") != "live" })
@@ -69,7 +71,7 @@ func TestKernelTargetFailover(t *testing.T) {
 			})
 	})
 	t.Run("ana-inaccessible", func(t *testing.T) {
-		kernelFailover(t, e,
+		failoverCase(t, e, kernelTargetLoad,
 			func() { k.Ctl(t, "ana", "1", "1", "inaccessible") },
 			func() {
 				e.waitFor("ana_state inaccessible", 20*time.Second, func() bool { return e.cat(path0n1+"/ana_state") == "inaccessible" })
@@ -79,28 +81,4 @@ func TestKernelTargetFailover(t *testing.T) {
 				e.waitFor("ana_state optimized", 20*time.Second, func() bool { return e.cat(path0n1+"/ana_state") == "optimized" })
 			})
 	})
-}
-
-// kernelFailover is failoverCase sized for the emulated (TCG) guest.
-func kernelFailover(t *testing.T, e *env, fault, seen, heal func()) {
-	t.Helper()
-	type result struct {
-		out string
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		out, err := e.fio(verifyJob(e.path("nvme0n1"), 4, 150)...)
-		res <- result{out, err}
-	}()
-	e.waitFor("fio writing on nvme0c0n1", 60*time.Second, func() bool { return e.statField(path0n1, 4) > 50 })
-	fault()
-	seen()
-	w1 := e.statField(path1n1, 4)
-	e.waitFor("I/O continuing on nvme0c1n1", 60*time.Second, func() bool { return e.statField(path1n1, 4) > w1+20 })
-	heal()
-	r := <-res
-	if r.err != nil || !strings.Contains(r.out, "err= 0") {
-		t.Fatalf("fio verify across the failover: %v\n%s", r.err, r.out)
-	}
 }
