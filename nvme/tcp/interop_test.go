@@ -5,12 +5,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/mpathfs/mpathfs/internal/kttest"
 )
 
 // rwSizes cover in-capsule (≤ 16 KiB on both targets), R2T with one
@@ -64,26 +62,14 @@ func TestTargetReadWrite(t *testing.T) {
 // nvme/host's tests (harness directory MPATHFS_KT_DIR). It does not change
 // the target's state; it writes only to the last 8 MiB of namespace 2.
 func TestKernelTarget(t *testing.T) {
-	if os.Getenv("MPATHFS_KERNEL_TARGET") != "1" {
-		t.Skip("kernel target interop: set MPATHFS_KERNEL_TARGET=1 with ../shared/kernel-target started")
-	}
-	dir := os.Getenv("MPATHFS_KT_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "kernel-target")
-	}
-	out, err := exec.Command(filepath.Join(dir, "ctl"), "env").Output()
-	if err != nil {
-		t.Fatalf("%s/ctl env: %v", dir, err)
-	}
-	env := map[string]string{"KT_NSMB": "256"}
-	for _, l := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			env[k] = strings.Trim(v, `"'`)
-		}
+	k := kttest.Require(t) // skips without MPATHFS_KERNEL_TARGET=1; locks the VM
+	env := k.Env
+	if env["KT_NSMB"] == "" {
+		env["KT_NSMB"] = "256"
 	}
 	nsmb, err := strconv.Atoi(env["KT_NSMB"])
 	if err != nil || env["KT_NQN"] == "" || env["KT_PORT1"] == "" || env["KT_PORT2"] == "" {
-		t.Fatalf("ctl env: unexpected output %q", out)
+		t.Fatalf("ctl env: unexpected values %q", env)
 	}
 	lba := uint64(nsmb-8) << 20 / 512
 	for _, port := range []string{env["KT_PORT1"], env["KT_PORT2"]} {
