@@ -40,9 +40,16 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("--size: %w", err)
 	}
+	portsSet := false
+	fs.Visit(func(f *flag.Flag) { portsSet = portsSet || f.Name == "ports" })
 	var addrs []string
 	for _, p := range strings.Split(*ports, ",") {
-		addrs = append(addrs, net.JoinHostPort("127.0.0.1", strings.TrimSpace(p)))
+		a := net.JoinHostPort("127.0.0.1", strings.TrimSpace(p))
+		if !portsSet && !demo.PortFree(a) {
+			fmt.Fprintf(stderr, "mpathfs demo: %s is in use, taking a free port\n", a)
+			a = "127.0.0.1:0"
+		}
+		addrs = append(addrs, a)
 	}
 	cfgText := fmt.Sprintf("[multipath]\niopolicy = %q\n", *policy)
 	cfg, err := config.Parse("demo", []byte(cfgText))
