@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -281,5 +282,113 @@ func randomizedFailover(t *testing.T, policy mpath.IOPolicy) {
 	}
 	if st := h.Stats(); st.InFlight != 0 || st.ReadIOs+st.WriteIOs != workers*perWorker {
 		t.Errorf("head stats %+v", st)
+	}
+}
+
+// TestRandomizedPathChurn removes and adds paths (new controllers) at random under
+// I/O from many goroutines: the snapshot publication is race-free, no selection
+// that began after a RemovePath returned picks the removed path, and with
+// delayed_removal_secs set every request completes once a path is back.
+func TestRandomizedPathChurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("randomized test skipped in -short mode")
+	}
+	for _, policy := range policies {
+		t.Run(policy.String(), func(t *testing.T) {
+			cfg := mpath.DefaultSubsystemConfig("nqn.2026-01.io.mpathfs:churn")
+			cfg.Policy = policy
+			s := mpath.NewSubsystem(cfg)
+			var epoch atomic.Uint64
+			var mu sync.Mutex
+			removedAt := map[*mpath.Path]uint64{}
+			var bad atomic.Int32
+			serial := 0
+			add := func() *mpath.Path {
+				serial++
+				name := fmt.Sprintf("p%d", serial)
+				d := mpathtest.NewDriver(name)
+				d.SubmitHook = func(context.Context, *mpath.Request) error { runtime.Gosched(); return nil }
+				p, err := s.AddPath(mpath.Identity{NSID: 1}, testInfo, name, mpath.NewController(name, serial%2), d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				d.Bind(p)
+				return p
+			}
+			live := []*mpath.Path{add(), add()}
+			h := live[0].Head()
+			h.SetDelayedRemovalSecs(3600)
+			mpath.SetSelectHooks(h,
+				func(req *mpath.Request) { req.Arg.(*reqState).selectFrom.Store(epoch.Load()) },
+				func(req *mpath.Request, p *mpath.Path) {
+					if p == nil {
+						return
+					}
+					mu.Lock()
+					at, gone := removedAt[p]
+					mu.Unlock()
+					if gone && req.Arg.(*reqState).selectFrom.Load() >= at {
+						bad.Add(1)
+					}
+				})
+			stop := make(chan struct{})
+			churnDone := make(chan struct{})
+			go func() {
+				defer close(churnDone)
+				rng := rand.New(rand.NewPCG(7, uint64(policy)))
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if len(live) > 0 && (len(live) > 3 || rng.IntN(2) == 0) {
+						i := rng.IntN(len(live))
+						p := live[i]
+						live = append(live[:i], live[i+1:]...)
+						s.RemovePath(p)
+						e := epoch.Add(1)
+						mu.Lock()
+						removedAt[p] = e
+						mu.Unlock()
+					} else {
+						live = append(live, add())
+					}
+					runtime.Gosched()
+				}
+			}()
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for g := 0; g < 8; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for k := 0; k < 500; k++ {
+						req := &mpath.Request{Op: mpath.OpWrite, Length: 512, Node: k % 2, Arg: &reqState{}}
+						ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+						err := h.Do(ctx, req)
+						cancel()
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(stop)
+			<-churnDone
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if n := bad.Load(); n != 0 {
+				t.Errorf("%d selections of a path removed before the selection began", n)
+			}
+			if h.Removed() || len(s.Heads()) != 1 {
+				t.Error("head removed despite delayed_removal_secs")
+			}
+			t.Logf("%s: %d paths added, %d left, %d requeues", policy, serial, len(live), h.Counters().RequeueNoUsablePath)
+		})
 	}
 }
