@@ -111,7 +111,7 @@ func TestBlockIOAlignedMiddleIsOneDeviceCall(t *testing.T) {
 func TestConcurrentRMWDoNotTear(t *testing.T) {
 	t.Parallel()
 	b, dev := newIO(t, 64<<10, 4096)
-	dev.Hook = func(bool, int64) { runtime.Gosched() }
+	dev.SetHook(func(bool, int64) { runtime.Gosched() })
 	const writers, rounds, span = 8, 200, 100
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,8 +75,59 @@ func TestDD(t *testing.T) {
 			}
 		}
 	}
-	if c := e.dev.Counts(); c.Misaligned != 0 {
-		t.Fatalf("device saw misaligned I/O: %+v", c)
+	if out, err := run(t, "dd", "if="+e.path("nvme0n1"), "of=/dev/null", "bs=1M", "count=8", "iflag=direct", "status=none"); err != nil {
+		t.Fatalf("dd read bs=1M: %v %s", err, out)
+	}
+	if c := e.dev.Counts(); c.Misaligned != 0 || c.MaxWrite != 1<<20 || c.MaxRead != 1<<20 {
+		t.Fatalf("device counts %+v: want no misaligned I/O and 1 MiB requests (max_write, max_pages)", c)
+	}
+}
+
+// TestRequestsServedConcurrently holds every device read until four are in
+// flight at once: it only passes if the FUSE requests are served in parallel.
+func TestRequestsServedConcurrently(t *testing.T) {
+	t.Parallel()
+	e := mount(t)
+	const n = 4
+	var mu sync.Mutex
+	inflight := 0
+	all := make(chan struct{})
+	e.dev.SetHook(func(write bool, off int64) {
+		if write {
+			return
+		}
+		mu.Lock()
+		inflight++
+		if inflight == n {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second):
+		}
+	})
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		f, err := os.OpenFile(e.path("nvme0n1"), os.O_RDONLY|syscall.O_DIRECT, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			buf := make([]byte, 4096)
+			if _, err := f.ReadAt(buf, int64(i)*4096); err != nil {
+				t.Error(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	select {
+	case <-all:
+	default:
+		t.Fatalf("never %d reads in flight at once", n)
 	}
 }
 
@@ -172,6 +224,10 @@ func TestEndOfDevice(t *testing.T) {
 		}
 		if _, err := f.WriteAt(buf[:4096], nsSize+4096); !errors.Is(err, syscall.ENOSPC) {
 			t.Errorf("flags %#x: write past end: %v, want ENOSPC", flags, err)
+		}
+		// A write across the end is cut there, as on a block device.
+		if n, err := unix.Pwrite(int(f.Fd()), buf, nsSize-4096); n != 4096 || err != nil {
+			t.Errorf("flags %#x: write across end: %d %v, want 4096 bytes", flags, n, err)
 		}
 		f.Close()
 	}

@@ -17,12 +17,27 @@ type RAM struct {
 	mu   sync.RWMutex
 	data []byte
 
-	// Hook, if set before use, runs before every device read and write, after
-	// the alignment checks; tests use it to widen race windows.
-	Hook func(write bool, off int64)
+	hook atomic.Pointer[func(write bool, off int64)]
 
 	reads, writes, flushes, zeroes, deallocs atomic.Int64
-	misaligned                               atomic.Int64
+	misaligned, maxRead, maxWrite            atomic.Int64
+}
+
+// SetHook installs fn to run before every device read and write, after the
+// alignment checks (nil removes it); tests use it to widen race windows or to
+// observe concurrency.
+func (r *RAM) SetHook(fn func(write bool, off int64)) {
+	if fn == nil {
+		r.hook.Store(nil)
+		return
+	}
+	r.hook.Store(&fn)
+}
+
+func (r *RAM) runHook(write bool, off int64) {
+	if fn := r.hook.Load(); fn != nil {
+		(*fn)(write, off)
+	}
 }
 
 // NewRAM returns a zeroed device of size bytes with blockSize-byte blocks.
@@ -30,14 +45,25 @@ func NewRAM(size int64, blockSize int) *RAM {
 	return &RAM{bs: blockSize, data: make([]byte, size)}
 }
 
-// Counts are operation counts since creation.
+// Counts are operation counts since creation, and the largest read and write.
 type Counts struct {
 	Reads, Writes, Flushes, WriteZeroes, Deallocates, Misaligned int64
+	MaxRead, MaxWrite                                            int64
 }
 
 // Counts returns the operation counts.
 func (r *RAM) Counts() Counts {
-	return Counts{r.reads.Load(), r.writes.Load(), r.flushes.Load(), r.zeroes.Load(), r.deallocs.Load(), r.misaligned.Load()}
+	return Counts{r.reads.Load(), r.writes.Load(), r.flushes.Load(), r.zeroes.Load(), r.deallocs.Load(),
+		r.misaligned.Load(), r.maxRead.Load(), r.maxWrite.Load()}
+}
+
+func storeMax(m *atomic.Int64, v int64) {
+	for {
+		cur := m.Load()
+		if v <= cur || m.CompareAndSwap(cur, v) {
+			return
+		}
+	}
 }
 
 // Size implements fusefs.BlockDevice.
@@ -59,10 +85,9 @@ func (r *RAM) ReadAt(ctx context.Context, p []byte, off int64) error {
 	if err := r.check(off, int64(len(p))); err != nil {
 		return err
 	}
-	if r.Hook != nil {
-		r.Hook(false, off)
-	}
+	r.runHook(false, off)
 	r.reads.Add(1)
+	storeMax(&r.maxRead, int64(len(p)))
 	r.mu.RLock()
 	copy(p, r.data[off:])
 	r.mu.RUnlock()
@@ -74,10 +99,9 @@ func (r *RAM) WriteAt(ctx context.Context, p []byte, off int64) error {
 	if err := r.check(off, int64(len(p))); err != nil {
 		return err
 	}
-	if r.Hook != nil {
-		r.Hook(true, off)
-	}
+	r.runHook(true, off)
 	r.writes.Add(1)
+	storeMax(&r.maxWrite, int64(len(p)))
 	r.mu.Lock()
 	copy(r.data[off:], p)
 	r.mu.Unlock()
