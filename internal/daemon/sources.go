@@ -131,16 +131,8 @@ func (s *pathSource) Counters() sysfsview.PathCounters {
 	return sysfsview.PathCounters(s.p.mp.Counters())
 }
 
-// NUMANodes lists the nodes whose current path this is. Userspace does
-// not know the submitter's node, so every request uses the node-less slot,
-// shown as node 0.
-func (s *pathSource) NUMANodes() []int {
-	h := s.p.mp.Head()
-	if h != nil && h.FindPath(mpath.NoNode) == s.p.mp {
-		return []int{0}
-	}
-	return nil
-}
+// NUMANodes lists the nodes whose current path this is (numa policy).
+func (s *pathSource) NUMANodes() []int { return s.p.mp.NUMANodes() }
 
 // Device is a multipath namespace as a block device: every request goes
 // through the head's path selection and failover. It implements the FUSE
@@ -165,7 +157,9 @@ func (v *Device) BlockSize() int { return int(v.h.Info().BlockSize) }
 
 func (v *Device) do(ctx context.Context, op mpath.Op, off, n int64, buf []byte) error {
 	r := v.reqs.Get().(*mpath.Request)
-	*r = mpath.Request{Op: op, Offset: off, Length: n, Buf: buf, Node: mpath.NoNode}
+	// Userspace does not know the submitting CPU's node; like the kernel on
+	// a one-node machine, every request counts as node 0.
+	*r = mpath.Request{Op: op, Offset: off, Length: n, Buf: buf, Node: 0}
 	err := v.h.Do(ctx, r)
 	*r = mpath.Request{}
 	v.reqs.Put(r)
