@@ -262,7 +262,8 @@ func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) {
 // fio runs fio with the given job options and returns its output.
 func (e *env) fio(args ...string) (string, error) {
 	e.t.Helper()
-	return run(e.t, "fio", append([]string{"--output-format=normal"}, args...)...)
+	// No verify-state files in the package directory.
+	return run(e.t, "fio", append([]string{"--output-format=normal", "--verify_state_save=0"}, args...)...)
 }
 
 // verifyJob is a fio data-integrity job on file that lasts about
