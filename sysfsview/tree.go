@@ -28,7 +28,9 @@ type Node interface {
 	node()
 }
 
-// Attr is one attribute file, declared as a row.
+// Attr is one attribute file, declared as a row. Show, Store and Visible are
+// called concurrently (every open reads Show; every write(2) calls Store), so
+// the sources behind them must be safe for concurrent use.
 type Attr struct {
 	Name string
 	Mode uint32 // permission bits: ModeRO, ModeRW or ModeTrigger
