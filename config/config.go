@@ -64,6 +64,11 @@ type FUSE struct {
 	MaxReaders    int  // goroutines reading /dev/fuse (0: go-fuse default)
 	AllowOther    bool // let other users access the mount
 	Debug         bool // log every FUSE request
+	// GoMaxProcs is the Go scheduler's P count (0: 4 x CPUs, at least 8).
+	// FUSE and socket I/O block in syscalls that hold a P until the
+	// runtime takes it back; with only as many Ps as cores, 4 KiB I/O at
+	// QD 32 ran about 30% slower here.
+	GoMaxProcs int
 }
 
 // Log is the [log] table.
@@ -328,6 +333,7 @@ func (p *parser) fuse(m map[string]any, f *FUSE) error {
 		"max_write":      intIn(&f.MaxWrite, 4096, 1<<20),
 		"max_background": intIn(&f.MaxBackground, 1, 65535),
 		"max_readers":    intIn(&f.MaxReaders, 0, 1024),
+		"gomaxprocs":     intIn(&f.GoMaxProcs, 0, 1024),
 		"allow_other":    func(v any) (err error) { f.AllowOther, err = asBool(v); return },
 		"debug":          func(v any) (err error) { f.Debug, err = asBool(v); return },
 	})

@@ -26,6 +26,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	kato := fs.Int("kato", 5, "keep_alive_tmo in seconds")
 	reconnect := fs.Int("reconnect-delay", 2, "reconnect_delay in seconds")
 	policy := fs.String("iopolicy", "numa", "initial iopolicy: numa, round-robin, queue-depth, service-time")
+	queues := fs.Int("nr-io-queues", 2, "I/O queues (TCP connections) per controller")
 	var fuseOpts multiFlag
 	fs.Var(&fuseOpts, "o", "FUSE options (see mount)")
 	var lf logFlags
@@ -69,7 +70,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	base.HostNQN, base.HostID = cfg.Host.HostNQN, cfg.Host.HostID
 	base.KeepAliveTmo = secs(*kato)
 	base.ReconnectDelay = secs(*reconnect)
-	base.NrIOQueues = 2
+	base.NrIOQueues = *queues
 	cfg.Controllers = setup.Options(base)
 	dir := fs.Arg(0)
 	return serve(ctx, cfg, dir, lf, stderr, func() {

@@ -47,7 +47,10 @@ commands:
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	stop := startProfile()
+	rc := run(os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(rc)
 }
 
 // errUsage makes run print the usage and exit 2.

@@ -5,8 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/mpathfs/mpathfs/config"
 	"github.com/mpathfs/mpathfs/fusefs"
@@ -28,7 +32,7 @@ func (f *mountFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.config, "c", "", "configuration file (TOML)")
 	fs.Var(&f.connect, "connect", "connect a controller: kernel fabrics options, e.g. traddr=10.0.0.1,trsvcid=4420,nqn=NQN (repeatable)")
 	fs.Var(&f.discover, "discover", "connect every entry of a discovery log: traddr=ADDR[,trsvcid=8009] (repeatable)")
-	fs.Var(&f.fuseOpts, "o", "FUSE options: allow_other, debug, max_write=N, max_background=N, max_readers=N (comma separated, repeatable)")
+	fs.Var(&f.fuseOpts, "o", "FUSE options: allow_other, debug, max_write=N, max_background=N, max_readers=N, gomaxprocs=N (comma separated, repeatable)")
 	f.log.register(fs)
 }
 
@@ -110,6 +114,8 @@ func applyFUSEOpts(f *config.FUSE, opts []string) error {
 				f.MaxBackground, err = num(1, 65535)
 			case "max_readers":
 				f.MaxReaders, err = num(0, 1024)
+			case "gomaxprocs":
+				f.GoMaxProcs, err = num(0, 1024)
 			case "rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto", "user", "nouser", "defaults", "_netdev", "nofail", "x-systemd.automount":
 			default:
 				if strings.HasPrefix(k, "x-") {
@@ -150,6 +156,7 @@ func cmdMount(ctx context.Context, args []string, stderr io.Writer) error {
 // unmounted. ready, if not nil, is called once the mount is usable.
 func serve(ctx context.Context, cfg *config.Config, dir string, lf logFlags, stderr io.Writer, ready func()) error {
 	log := lf.logger(stderr, cfg.Log.Level, cfg.Log.Format)
+	setGoMaxProcs(cfg.FUSE, log)
 	d := daemon.New(cfg, log)
 	if err := d.ConnectAll(ctx); err != nil {
 		_ = d.Close(context.Background())
@@ -176,4 +183,20 @@ func configDefaults() (*config.Config, error) { return config.Parse("(defaults)"
 func fuseOptions(f config.FUSE) fusefs.Options {
 	return fusefs.Options{MaxWrite: f.MaxWrite, MaxBackground: f.MaxBackground, Readers: f.MaxReaders,
 		AllowOther: f.AllowOther, Debug: f.Debug, DirectMount: true, FsName: "mpathfs-ramfs"}
+}
+
+// setGoMaxProcs applies [fuse] gomaxprocs (0: 4 x CPUs, at least 8), unless
+// the GOMAXPROCS environment variable is set.
+func setGoMaxProcs(f config.FUSE, log hclog.Logger) {
+	if os.Getenv("GOMAXPROCS") != "" && f.GoMaxProcs == 0 {
+		return
+	}
+	n := f.GoMaxProcs
+	if n == 0 {
+		n = max(8, 4*runtime.NumCPU())
+	}
+	runtime.GOMAXPROCS(n)
+	if log != nil {
+		log.Debug("scheduler", "gomaxprocs", n)
+	}
 }

@@ -35,6 +35,7 @@ func cmdRAMFS(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := applyFUSEOpts(&cfg.FUSE, fuseOpts); err != nil {
 		return err
 	}
+	setGoMaxProcs(cfg.FUSE, nil) // the same scheduler setting as the daemon: a fair ceiling
 	opts := fuseOptions(cfg.FUSE)
 	srv, err := ramfs.Mount(fs.Arg(0), n, opts)
 	if err != nil {
