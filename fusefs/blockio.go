@@ -108,27 +108,7 @@ func (b *blockIO) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 	if rem := size - off; int64(len(p)) > rem {
 		p = p[:rem]
 	}
-	n := len(p)
-	head, mid, tail := b.span(off, int64(n))
-	if head > 0 {
-		h := off % b.bs
-		if err := b.readEdge(ctx, p[:head], off-h, h); err != nil {
-			return 0, err
-		}
-		p, off = p[head:], off+head
-	}
-	if mid > 0 {
-		if err := b.dev.ReadAt(ctx, p[:mid], off); err != nil {
-			return 0, err
-		}
-		p, off = p[mid:], off+mid
-	}
-	if tail > 0 {
-		if err := b.readEdge(ctx, p, off, 0); err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
+	return b.transfer(ctx, p, off, false)
 }
 
 // WriteAt writes p at off. A write starting at or past the end fails with
@@ -147,23 +127,41 @@ func (b *blockIO) WriteAt(ctx context.Context, p []byte, off int64) (int, error)
 	if rem := size - off; int64(len(p)) > rem {
 		p = p[:rem]
 	}
+	return b.transfer(ctx, p, off, true)
+}
+
+// transfer moves p at off (within the device): partial edge blocks through
+// readEdge or rmw, the aligned middle straight from or into p.
+func (b *blockIO) transfer(ctx context.Context, p []byte, off int64, write bool) (int, error) {
 	n := len(p)
+	edge := func(q []byte, blk, h int64) error {
+		if write {
+			return b.rmw(ctx, q, blk, h)
+		}
+		return b.readEdge(ctx, q, blk, h)
+	}
 	head, mid, tail := b.span(off, int64(n))
 	if head > 0 {
 		h := off % b.bs
-		if err := b.rmw(ctx, p[:head], off-h, h); err != nil {
+		if err := edge(p[:head], off-h, h); err != nil {
 			return 0, err
 		}
 		p, off = p[head:], off+head
 	}
 	if mid > 0 {
-		if err := b.dev.WriteAt(ctx, p[:mid], off); err != nil {
+		var err error
+		if write {
+			err = b.dev.WriteAt(ctx, p[:mid], off)
+		} else {
+			err = b.dev.ReadAt(ctx, p[:mid], off)
+		}
+		if err != nil {
 			return 0, err
 		}
 		p, off = p[mid:], off+mid
 	}
 	if tail > 0 {
-		if err := b.rmw(ctx, p, off, 0); err != nil {
+		if err := edge(p, off, 0); err != nil {
 			return 0, err
 		}
 	}
