@@ -84,6 +84,9 @@ type Discovery struct {
 	// TrAddrMap rewrites traddr values of discovery log entries, e.g. a
 	// target behind NAT reporting its inside address.
 	TrAddrMap map[string]string
+	// Persistent keeps the discovery controller connected and connects the
+	// entries that appear on a discovery-log-change AEN.
+	Persistent bool
 }
 
 // Default returns the configuration used when no file is given.
@@ -379,6 +382,14 @@ func (p *parser) fabrics(path, table string, m map[string]any, base fabrics.Opti
 	var parts []string
 	for _, k := range keys {
 		v := m[k]
+		if d != nil && k == "persistent" {
+			b, err := asBool(v)
+			if err != nil {
+				return base, p.errf(path+"."+k, k, "%v", err)
+			}
+			d.Persistent = b
+			continue
+		}
 		if d != nil && k == "traddr_map" {
 			mm, ok := v.(map[string]any)
 			if !ok {

@@ -44,6 +44,7 @@ nqn = "nqn.2026-11.io.mpathfs:demo"
 
 [[discovery]]
 traddr = "10.0.0.1"
+persistent = true
 traddr_map = { "10.0.3.15" = "127.0.0.1" }
 `
 
@@ -74,7 +75,7 @@ func TestParseGood(t *testing.T) {
 	if c1 := c.Controllers[1]; c1.KeepAliveTmo != fabrics.DefaultKATO || c1.ReconnectDelay != fabrics.DefaultReconnectDelay {
 		t.Errorf("controller 1 defaults: %+v", c1)
 	}
-	if len(c.Discovery) != 1 || c.Discovery[0].Options.TrSvcID != "8009" || c.Discovery[0].TrAddrMap["10.0.3.15"] != "127.0.0.1" {
+	if len(c.Discovery) != 1 || c.Discovery[0].Options.TrSvcID != "8009" || !c.Discovery[0].Persistent || c.Discovery[0].TrAddrMap["10.0.3.15"] != "127.0.0.1" {
 		t.Errorf("discovery %+v", c.Discovery)
 	}
 }

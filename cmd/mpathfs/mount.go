@@ -31,7 +31,7 @@ type mountFlags struct {
 func (f *mountFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.config, "c", "", "configuration file (TOML)")
 	fs.Var(&f.connect, "connect", "connect a controller: kernel fabrics options, e.g. traddr=10.0.0.1,trsvcid=4420,nqn=NQN (repeatable)")
-	fs.Var(&f.discover, "discover", "connect every entry of a discovery log: traddr=ADDR[,trsvcid=8009] (repeatable)")
+	fs.Var(&f.discover, "discover", "connect every entry of a discovery log: traddr=ADDR[,trsvcid=8009][,persistent] (repeatable; persistent follows discovery-log-change AENs)")
 	fs.Var(&f.fuseOpts, "o", "FUSE options: allow_other, debug, max_write=N, max_background=N, max_readers=N, gomaxprocs=N (comma separated, repeatable)")
 	f.log.register(fs)
 }
@@ -76,11 +76,22 @@ func (f *mountFlags) load() (*config.Config, error) {
 		if !strings.Contains(s, "nqn=") {
 			s += ",nqn=" + nvme.DiscoveryNQN
 		}
-		o, err := fabrics.ParseOptions(s, db)
+		// "persistent" is ours, not a kernel option: keep the discovery
+		// controller and follow discovery-log-change AENs.
+		var rest []string
+		persistent := false
+		for _, kv := range strings.Split(s, ",") {
+			if kv == "persistent" {
+				persistent = true
+				continue
+			}
+			rest = append(rest, kv)
+		}
+		o, err := fabrics.ParseOptions(strings.Join(rest, ","), db)
 		if err != nil {
 			return nil, fmt.Errorf("--discover %q: %w", s, err)
 		}
-		cfg.Discovery = append(cfg.Discovery, config.Discovery{Options: o})
+		cfg.Discovery = append(cfg.Discovery, config.Discovery{Options: o, Persistent: persistent})
 	}
 	if err := applyFUSEOpts(&cfg.FUSE, f.fuseOpts); err != nil {
 		return nil, err

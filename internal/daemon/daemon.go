@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -50,6 +51,8 @@ type Daemon struct {
 	reserved  map[int]bool          // controller instances being connected
 	closed    bool
 	closeOnce sync.Once
+
+	discovery []*host.Controller // persistent discovery controllers
 
 	stop     chan struct{} // closed by Close: background reconnects end
 	stopOnce sync.Once
@@ -211,12 +214,57 @@ func (d *Daemon) stopRetries() {
 }
 
 // ConnectDiscovered reads a discovery log and connects every NVM subsystem
-// entry in it, like `nvme connect-all`.
+// entry in it, like `nvme connect-all`. A persistent entry keeps the
+// discovery controller connected and connects what a discovery-log-change
+// AEN adds (entries that disappear are left to their controllers' own loss
+// handling, as the kernel does).
 func (d *Daemon) ConnectDiscovered(ctx context.Context, disc config.Discovery) error {
-	dl, err := host.Discover(ctx, disc.Options, d.log.Named("discovery"))
+	log := d.log.Named("discovery")
+	if !disc.Persistent {
+		dl, err := host.Discover(ctx, disc.Options, log)
+		if err != nil {
+			return fmt.Errorf("discovery %s: %w", disc.Options.Address(), err)
+		}
+		d.connectEntries(ctx, dl, disc)
+		return nil
+	}
+	var first atomic.Bool // the log read at connect, vs. later AENs
+	first.Store(true)
+	dc, err := host.DiscoverPersistent(ctx, disc.Options, log, func(dl *nvme.DiscoveryLog, err error) {
+		if err != nil {
+			log.Error("reading the discovery log failed", "address", disc.Options.Address(), "error", err)
+			return
+		}
+		if first.CompareAndSwap(true, false) {
+			d.connectEntries(ctx, dl, disc)
+			return
+		}
+		// A discovery-log-change AEN: runs on the discovery controller's
+		// goroutine, bounded by the daemon's life.
+		actx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		go func() {
+			select {
+			case <-d.stop:
+				cancel()
+			case <-actx.Done():
+			}
+		}()
+		log.Info("discovery log changed", "generation", dl.GenCtr, "entries", len(dl.Entries))
+		d.connectEntries(actx, dl, disc)
+	}, d.hostOpts...)
 	if err != nil {
 		return fmt.Errorf("discovery %s: %w", disc.Options.Address(), err)
 	}
+	d.mu.Lock()
+	d.discovery = append(d.discovery, dc)
+	d.mu.Unlock()
+	return nil
+}
+
+// connectEntries connects the NVM subsystem entries of a discovery log
+// that are not connected yet.
+func (d *Daemon) connectEntries(ctx context.Context, dl *nvme.DiscoveryLog, disc config.Discovery) {
 	n := 0
 	for _, e := range dl.Entries {
 		if e.SubType != 2 || e.TrType != 3 { // NVM subsystem over TCP
@@ -246,7 +294,6 @@ func (d *Daemon) ConnectDiscovered(ctx context.Context, disc config.Discovery) e
 		n++
 	}
 	d.log.Info("discovery log processed", "entries", len(dl.Entries), "connected", n)
-	return nil
 }
 
 // connected reports a live controller with the same address and NQN
@@ -553,6 +600,13 @@ func (d *Daemon) Close(ctx context.Context) error {
 	var errs []error
 	d.closeOnce.Do(func() {
 		d.stopRetries()
+		d.mu.Lock()
+		discs := d.discovery
+		d.discovery = nil
+		d.mu.Unlock()
+		for _, dc := range discs {
+			_ = dc.Close(ctx)
+		}
 		d.FlushAll(ctx)
 		d.mu.Lock()
 		d.closed = true

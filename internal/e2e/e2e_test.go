@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mpathfs/mpathfs/internal/demo"
 	"github.com/mpathfs/mpathfs/mpath"
 	"github.com/mpathfs/mpathfs/nvme"
 )
@@ -467,5 +468,28 @@ func TestPathDownAtStartJoinsLater(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "connect failed; retrying in the background") {
 		t.Error("the failed first connect was not logged")
+	}
+}
+
+// A persistent discovery controller follows discovery-log-change AENs: a
+// port that starts exporting the subsystem is connected as a second path.
+func TestPersistentDiscoveryConnectsNewPaths(t *testing.T) {
+	requireFUSE(t)
+	e := newEnv(t, envConfig{PersistentDiscovery: true, UnlinkedAtStart: []int{1}})
+	if _, err := os.Stat(e.path("sys/class/nvme/nvme0/state")); err != nil {
+		t.Fatalf("the discovered controller is missing: %v", err)
+	}
+	if _, err := os.Stat(e.path("sys/class/nvme/nvme1")); err == nil {
+		t.Fatal("a controller exists for a port that does not export the subsystem")
+	}
+	if err := e.setup.Ports[1].LinkSubsystem(demo.NQN); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the new path from the discovery-log-change AEN", 20*time.Second, func() bool {
+		_, err := os.Stat(e.path("sys/block/nvme0n1/multipath/nvme0c1n1"))
+		return err == nil
+	})
+	if !strings.Contains(e.logs.String(), "discovery log changed") {
+		t.Error("the discovery-log-change AEN was not logged")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mpathfs/mpathfs/internal/daemon"
 	"github.com/mpathfs/mpathfs/internal/demo"
 	"github.com/mpathfs/mpathfs/mpath"
+	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 	"github.com/mpathfs/mpathfs/nvme/host"
 )
@@ -58,6 +59,12 @@ type envConfig struct {
 	// DownAtStart lists demo ports (0-based) that are not listening when
 	// the daemon connects.
 	DownAtStart []int
+	// UnlinkedAtStart lists demo ports that do not export the subsystem
+	// when the daemon connects.
+	UnlinkedAtStart []int
+	// PersistentDiscovery connects through a persistent discovery
+	// controller on port 0 instead of configured controllers.
+	PersistentDiscovery bool
 }
 
 type env struct {
@@ -143,6 +150,18 @@ func newEnv(t *testing.T, c envConfig) *env {
 			if err := setup.Ports[i].StopListening(); err != nil {
 				t.Fatal(err)
 			}
+		}
+		for _, i := range c.UnlinkedAtStart {
+			if err := setup.Ports[i].UnlinkSubsystem(demo.NQN); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.PersistentDiscovery {
+			o := cfg.Controllers[0]
+			o.SubsysNQN = nvme.DiscoveryNQN
+			o.Discovery = true
+			cfg.Discovery = []config.Discovery{{Options: o, Persistent: true}}
+			cfg.Controllers = nil
 		}
 	}
 	e.d = daemon.New(cfg, log, host.WithIOTimeout(10*time.Second))
