@@ -562,7 +562,16 @@ func TestUnknownCIDKillsQueue(t *testing.T) {
 	if _, err := q.Exec(context.Background(), &nvme.Command{}, nil); !isQueueDead(err) {
 		t.Errorf("Exec on a dead queue: %v", err)
 	}
-	// The socket was closed: the controller sees EOF.
+	// The host reports the violation in an H2CTermReq (FES 1, FEI 8: the
+	// CID field) carrying the offending header, then closes: EOF.
+	f.next(pdu.TypeH2CTermReq)
+	tr, err := f.r.TermReq()
+	if err != nil || tr.FES != pdu.FESInvalidHeaderField || tr.FEI != 8 {
+		t.Errorf("H2CTermReq %+v, %v; want FES 1 FEI 8", tr, err)
+	}
+	if len(tr.Header) < pdu.CapsuleRespHLen || pdu.Type(tr.Header[0]) != pdu.TypeCapsuleResp {
+		t.Errorf("H2CTermReq carries %x, want the offending CapsuleResp header", tr.Header)
+	}
 	if _, err := f.r.Next(); err == nil {
 		t.Error("controller can still read from the connection")
 	}

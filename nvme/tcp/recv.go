@@ -3,6 +3,7 @@ package tcp
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/pdu"
@@ -14,8 +15,36 @@ import (
 func (q *Queue) readLoop() {
 	defer close(q.readerDone)
 	err := q.recv()
+	q.termReq(err)
 	q.kill(err)
 	q.failAll()
+}
+
+// termReqTimeout bounds the H2CTermReq write to a peer that may not read.
+const termReqTimeout = 100 * time.Millisecond
+
+// termReq tells the controller why the host is closing the connection, as
+// the NVMe/TCP transport asks of the side that detects a fatal error: an
+// H2CTermReq with the FES, FEI and the offending header. (Linux just
+// closes; a controller must cope with both.) Nothing is sent for errors
+// that are not protocol violations, e.g. the peer closing.
+func (q *Queue) termReq(err error) {
+	var pe *pdu.ProtocolError
+	if !errors.As(err, &pe) || q.isDead() {
+		return
+	}
+	hdr := pe.Header
+	if len(hdr) == 0 {
+		// A violation the queue found after parsing (unknown CID, bad R2T):
+		// the reader stopped on the offending PDU, whose header it still has.
+		hdr = q.r.RawHeader()
+	}
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	_ = q.conn.SetWriteDeadline(time.Now().Add(termReqTimeout))
+	if werr := q.w.TermReq(pdu.TypeH2CTermReq, pdu.TermReq{FES: pe.FES, FEI: pe.FEI, Header: hdr}); werr != nil {
+		q.log.Debug("H2CTermReq not sent", "error", werr)
+	}
 }
 
 // recv processes C2H PDUs until an error; it always returns non-nil.
