@@ -336,6 +336,17 @@ func (t *Tree) AddHead(name, subsys string, info HeadInfo, src HeadSource) error
 		},
 	)
 	t.addAttrs(d, where, t.idAttrs(s, info, new(sync.Once), where)...)
+	if g, ok := src.(BlockGeometry); ok {
+		t.addAttrs(d, where,
+			ro("nuse", func() string { return uintLine(g.NUse()) }),
+			ro("metadata_bytes", func() string { return uintLine(uint64(g.MetadataBytes())) }),
+		)
+		q := t.mkdir(d, "queue")
+		t.addAttrs(q, where+"/queue",
+			ro("logical_block_size", func() string { return uintLine(uint64(g.LogicalBlockSize())) }),
+			ro("physical_block_size", func() string { return uintLine(uint64(g.LogicalBlockSize())) }),
+		)
+	}
 	mp := t.mkdir(d, "multipath")
 	diag := t.mkdir(d, "diag")
 	t.addAttrs(diag, where+"/diag",

@@ -131,6 +131,15 @@ type HeadSource interface {
 	SetDelayedRemovalSecs(uint32) error
 }
 
+// BlockGeometry is an optional HeadSource capability adding nuse,
+// metadata_bytes and queue/{logical,physical}_block_size, which newer
+// libnvme reads; without it they are hidden.
+type BlockGeometry interface {
+	LogicalBlockSize() uint32
+	NUse() uint64 // logical blocks in use (Identify Namespace NUSE)
+	MetadataBytes() uint32
+}
+
 // PathSource backs the live attributes of a path (nvmeNcXnM).
 type PathSource interface {
 	// UsesANA reports whether the controller uses ANA; without it ana_state and

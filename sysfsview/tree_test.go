@@ -508,3 +508,32 @@ func TestConcurrentAddRemoveAndRead(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// geoHead is a head source with the optional BlockGeometry capability.
+type geoHead struct{ *sysfsviewtest.Head }
+
+func (geoHead) LogicalBlockSize() uint32 { return 4096 }
+func (geoHead) NUse() uint64             { return 262144 }
+func (geoHead) MetadataBytes() uint32    { return 0 }
+
+// nuse, metadata_bytes and queue/ appear only when the source can back them.
+func TestHeadBlockGeometry(t *testing.T) {
+	t.Parallel()
+	f, _ := newFixture(t)
+	if f.Tree.Lookup("sys/block/nvme0n1/nuse") != nil || f.Tree.Lookup("sys/block/nvme0n1/queue") != nil {
+		t.Fatal("geometry attributes shown for a source without BlockGeometry")
+	}
+	if err := f.Tree.AddHead("nvme0n2", "nvme-subsys0", sysfsview.HeadInfo{NSID: 2}, geoHead{sysfsviewtest.NewHead(1 << 30)}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{
+		"sys/block/nvme0n2/nuse":                      "262144\n",
+		"sys/block/nvme0n2/metadata_bytes":            "0\n",
+		"sys/block/nvme0n2/queue/logical_block_size":  "4096\n",
+		"sys/block/nvme0n2/queue/physical_block_size": "4096\n",
+	} {
+		if got, err := f.Tree.Read(p); err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", p, got, err, want)
+		}
+	}
+}

@@ -104,6 +104,22 @@ func (s *headSource) Counters() sysfsview.HeadCounters {
 	return sysfsview.HeadCounters(s.h.Counters())
 }
 
+var _ sysfsview.BlockGeometry = (*headSource)(nil)
+
+func (s *headSource) LogicalBlockSize() uint32 { return s.h.Info().BlockSize }
+func (s *headSource) MetadataBytes() uint32    { return 0 }
+
+// NUse reports the whole capacity: the host does not track NUSE, and thin
+// provisioning is the target's business (the kernel refreshes it by
+// Identify, rate-limited).
+func (s *headSource) NUse() uint64 {
+	i := s.h.Info()
+	if i.BlockSize == 0 {
+		return 0
+	}
+	return uint64(i.Capacity) / uint64(i.BlockSize)
+}
+
 func (s *headSource) SetDelayedRemovalSecs(v uint32) error {
 	s.h.SetDelayedRemovalSecs(v)
 	return nil
