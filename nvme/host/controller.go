@@ -145,20 +145,29 @@ func Connect(ctx context.Context, opts fabrics.Options, log hclog.Logger, o ...O
 	if err != nil {
 		return nil, err
 	}
+	if err := c.connectFirst(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// connectFirst runs the first association of a new controller: NEW ->
+// CONNECTING -> LIVE, or an error (the controller is then unusable).
+func (c *Controller) connectFirst(ctx context.Context) error {
 	if !c.changeState(StateConnecting, nil, nil) {
-		return nil, fmt.Errorf("nvme host: cannot connect from state %s", c.State())
+		return fmt.Errorf("nvme host: cannot connect from state %s", c.State())
 	}
 	a, err := c.setupAssoc(ctx)
 	if err != nil {
 		c.events.close()
-		return nil, err
+		return err
 	}
 	if !c.goLive(a) {
 		a.teardown()
 		c.events.close()
-		return nil, ErrClosed
+		return ErrClosed
 	}
-	return c, nil
+	return nil
 }
 
 func newController(opts fabrics.Options, log hclog.Logger, o []Option) (*Controller, error) {

@@ -68,18 +68,8 @@ func DiscoverPersistent(ctx context.Context, opts fabrics.Options, log hclog.Log
 		}
 		fn(c.discoveryLog(a.ctx, a))
 	}
-	if !c.changeState(StateConnecting, nil, nil) {
-		return nil, fmt.Errorf("nvme host: cannot connect from state %s", c.State())
-	}
-	a, err := c.setupAssoc(ctx)
-	if err != nil {
-		c.events.close()
+	if err := c.connectFirst(ctx); err != nil {
 		return nil, err
-	}
-	if !c.goLive(a) {
-		a.teardown()
-		c.events.close()
-		return nil, ErrClosed
 	}
 	fn(c.DiscoveryLog(ctx))
 	return c, nil
