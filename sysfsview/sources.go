@@ -1,6 +1,10 @@
 package sysfsview
 
-import "time"
+import (
+	"time"
+
+	"github.com/mpathfs/mpathfs/mpath"
+)
 
 // The glue feeds the tree through the values and small interfaces below. Static
 // identity is passed once as a plain struct; live values are read through a
@@ -9,34 +13,18 @@ import "time"
 // assertion: when a source lacks one, the attribute is absent, as the kernel
 // hides attributes a transport cannot back.
 
-// IOStat is the 17-field /sys/block/*/stat, merges excluded (always 0). It has
-// the same fields in the same order as mpath.IOStat, so sysfsview.IOStat(x)
-// converts one into the other.
-type IOStat struct {
-	ReadIOs, ReadSectors, ReadTicksMs          uint64
-	WriteIOs, WriteSectors, WriteTicksMs       uint64
-	InFlight, IOTicksMs, TimeInQueueMs         uint64
-	DiscardIOs, DiscardSectors, DiscardTicksMs uint64
-	FlushIOs, FlushTicksMs                     uint64
-}
+// IOStat is the 17-field /sys/block/*/stat, merges excluded (always 0):
+// mpath's per-head and per-path statistics.
+type IOStat = mpath.IOStat
 
-// PathCounters are a path's diag/ counters (convertible from mpath.PathCounters).
-type PathCounters struct {
-	FailoverCount uint64 // multipath_failover_count
-	RetryCount    uint64 // command_retry_count
-	ErrorCount    uint64 // command_error_count
-}
+// PathCounters are a path's diag/ counters (multipath_failover_count,
+// command_retry_count, command_error_count).
+type PathCounters = mpath.PathCounters
 
-// HeadCounters are a head's diag/ counters (convertible from mpath.HeadCounters;
-// the fence fields are not shown).
-type HeadCounters struct {
-	RetryCount          uint64 // command_retry_count
-	ErrorCount          uint64 // command_error_count
-	RequeueNoUsablePath uint64 // io_requeue_no_usable_path_count
-	FailNoAvailablePath uint64 // io_fail_no_available_path_count
-	FenceWaits          uint64
-	FenceWaitTotal      time.Duration
-}
+// HeadCounters are a head's diag/ counters (command_retry_count,
+// command_error_count, io_requeue_no_usable_path_count,
+// io_fail_no_available_path_count; the fence fields are not shown).
+type HeadCounters = mpath.HeadCounters
 
 // ControllerCounters are a controller's diag/ counters.
 type ControllerCounters struct {

@@ -97,11 +97,11 @@ func (s *ctrlSource) Delete() error {
 type headSource struct{ h *mpath.Head }
 
 func (s *headSource) Sectors() uint64            { return uint64(s.h.Info().Capacity) / 512 }
-func (s *headSource) Stat() sysfsview.IOStat     { return sysfsview.IOStat(s.h.Stats()) }
+func (s *headSource) Stat() sysfsview.IOStat     { return s.h.Stats() }
 func (s *headSource) DelayedRemovalSecs() uint32 { return s.h.DelayedRemovalSecs() }
 
 func (s *headSource) Counters() sysfsview.HeadCounters {
-	return sysfsview.HeadCounters(s.h.Counters())
+	return s.h.Counters()
 }
 
 var _ sysfsview.BlockGeometry = (*headSource)(nil)
@@ -141,10 +141,10 @@ func (s *pathSource) ANAGroup() uint32 { return s.p.drv.ANAGroup() }
 func (s *pathSource) QueueDepth() int  { return int(s.c.mc.Inflight()) }
 func (s *pathSource) Sectors() uint64  { return uint64(s.p.mp.Info().Capacity) / 512 }
 
-func (s *pathSource) Stat() sysfsview.IOStat { return sysfsview.IOStat(s.p.mp.Stats()) }
+func (s *pathSource) Stat() sysfsview.IOStat { return s.p.mp.Stats() }
 
 func (s *pathSource) Counters() sysfsview.PathCounters {
-	return sysfsview.PathCounters(s.p.mp.Counters())
+	return s.p.mp.Counters()
 }
 
 // NUMANodes lists the nodes whose current path this is (numa policy).
