@@ -3,7 +3,15 @@
 // MPATHFS_KERNEL_TARGET=1, finds the harness (MPATHFS_KT_DIR, else
 // shared/kernel-target beside the repository), reads `ctl env`, and holds
 // an exclusive lock for the whole test so that test packages running in
-// parallel (go test ./...) never drive the one VM at the same time.
+// parallel (go test ./...) never drive one VM at the same time.
+//
+// Two instances may run side by side: Debian 12's kernel (6.1, the
+// harness's default instance, [Require]) and Debian unstable's (7.2,
+// [RequireUnstable]: DH-HMAC-CHAP, reservations, the kernel host's tree
+// dump), the latter found through MPATHFS_KT72_RUN, the KT_RUN directory it
+// was started with. .ci/run starts both with KT_HOST_REACH=1, so the guest's
+// kernel host can also reach a target on this machine (10.0.2.2, 10.0.3.2,
+// 10.0.4.2).
 package kttest
 
 import (
@@ -18,12 +26,15 @@ import (
 	"testing"
 )
 
-// LockFile serializes users of the VM across test processes.
+// LockFile serializes users of the default (6.1) VM across test processes;
+// the 7.2 instance uses LockFile + "72".
 const LockFile = "/tmp/mpathfs-kernel-target.lock"
 
 // Target is the running kernel target.
 type Target struct {
 	Dir string
+	// Run is the instance's KT_RUN directory ("" for the harness default).
+	Run string
 	NQN string
 	// Ports are the host TCP ports of path 1 and path 2.
 	Ports [2]string
@@ -47,6 +58,26 @@ func Require(t testing.TB) *Target {
 	if os.Getenv("MPATHFS_KERNEL_TARGET") != "1" {
 		t.Skip("Linux kernel target interop: set MPATHFS_KERNEL_TARGET=1 with shared/kernel-target started (.ci/run does)")
 	}
+	return require(t, "", LockFile)
+}
+
+// RequireUnstable is [Require] for the Linux 7.2 instance (KT_KERNEL=unstable),
+// whose KT_RUN directory MPATHFS_KT72_RUN names. With MPATHFS_KERNEL_TARGET=1
+// but no MPATHFS_KT72_RUN the test fails: .ci/run always starts both.
+func RequireUnstable(t testing.TB) *Target {
+	t.Helper()
+	if os.Getenv("MPATHFS_KERNEL_TARGET") != "1" {
+		t.Skip("Linux 7.2 kernel target interop: set MPATHFS_KERNEL_TARGET=1 and MPATHFS_KT72_RUN with the KT_KERNEL=unstable instance started (.ci/run does)")
+	}
+	run := os.Getenv("MPATHFS_KT72_RUN")
+	if run == "" {
+		t.Fatal("MPATHFS_KERNEL_TARGET=1 but MPATHFS_KT72_RUN is not set: start the KT_KERNEL=unstable instance with its own KT_RUN (see .ci/run)")
+	}
+	return require(t, run, LockFile+"72")
+}
+
+func require(t testing.TB, run, lockFile string) *Target {
+	t.Helper()
 	dir, err := filepath.Abs(Dir())
 	if err != nil {
 		t.Fatal(err)
@@ -54,16 +85,16 @@ func Require(t testing.TB) *Target {
 	if _, err := os.Stat(filepath.Join(dir, "ctl")); err != nil {
 		t.Fatalf("MPATHFS_KERNEL_TARGET=1 but no harness at %s (MPATHFS_KT_DIR): %v", dir, err)
 	}
-	f, err := os.OpenFile(LockFile, os.O_CREATE|os.O_RDWR, 0o666)
+	f, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
-		t.Fatalf("lock %s: %v", LockFile, err)
+		t.Fatalf("lock %s: %v", lockFile, err)
 	}
 	t.Cleanup(func() { f.Close() }) // closing releases the lock
-	k := &Target{Dir: dir, Env: map[string]string{}}
+	k := &Target{Dir: dir, Run: run, Env: map[string]string{}}
 	out := k.Ctl(t, "env")
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
@@ -84,6 +115,9 @@ func Require(t testing.TB) *Target {
 func (k *Target) Ctl(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(k.Dir, "ctl"), args...)
+	if k.Run != "" {
+		cmd.Env = append(os.Environ(), "KT_RUN="+k.Run)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
