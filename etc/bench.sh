@@ -1,52 +1,35 @@
 #!/usr/bin/env bash
-# Reproduces the performance figures of the closing notes, all in one run
-# on this machine:
-#   1. the loopback TCP ceiling (iperf3, single stream);
-#   2. host <-> our target without FUSE (go test -bench ./nvme/host);
-#   3. path selection and submit overhead (go test -bench ./mpath);
-#   4. fio on a demo namespace file next to the same jobs on a RAM file in a
-#      minimal go-fuse filesystem (the FUSE ceiling), as ratios.
-# Usage: etc/bench.sh [RUNTIME_SECONDS]   (root, fuse3, fio, iperf3)
+# What a user gets from mpathfs, against the nearest peer and the ceiling,
+# all in one run on this machine:
+#   mpathfs  `mpathfs target` (its own process, RAM namespace) and
+#            `mpathfs mount` of both its ports (iopolicy round-robin);
+#   nbdfuse  nbdfuse over `nbdkit memory` on loopback TCP (the peer: a network
+#            block protocol as a FUSE file);
+#   ramfs    `mpathfs ramfs` (a go-fuse RAM file: the FUSE ceiling);
+#   mpathfs-1p  a second mount of one port only (for 2 paths vs 1 path);
+#   B        optionally a second mpathfs build (target + mount), for A/B work.
+# Every file is prefilled (fio writes its own pseudo-random buffers; no
+# /dev/urandom). Each job moves a fixed amount of I/O; the jobs are run on
+# every system in turn (the order rotates every repetition), REPS times,
+# and the figures are the medians and min..max of the paired ratios.
+# CPU per I/O is utime+stime from /proc/PID/stat of the initiator (the FUSE
+# server) and of the target process over the job, divided by its I/Os.
+#
+# Usage: etc/bench.sh [--quick] [--reps N] [--jobs REGEX] [--b BINARY]
+#                     [--a-env 'K=V ...'] [--b-env 'K=V ...']
+#                     [--a-mount-opts O] [--b-mount-opts O] [--no-ramfs]
+#   --quick   a quarter of the I/O per job, 3 repetitions (~1-2 minutes)
+#   --b BIN   also measure BIN (another mpathfs build) as system "B";
+#             the table then gets mpathfs/B ratios
+#   --a-env/--b-env  environment of A's/B's target and mount (e.g. GOMAXPROCS=2)
+# Output: the tables on stdout; raw per-run figures in $BENCH_OUT/runs.json.
+# Needs root, fuse3, fio, nbdkit, nbdfuse, python3, go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rt=${1:-10}
 out=${BENCH_OUT:-/tmp/mpathfs-bench}
 mkdir -p "$out"
-for t in fio iperf3 fusermount3; do command -v $t >/dev/null || { echo "need $t (apt-get install -y ${t/fusermount3/fuse3})"; exit 1; }; done
-go build -o "$out/mpathfs" ./cmd/mpathfs
-
-echo "== 1. loopback TCP ceiling (iperf3 -P1)"
-iperf3 -s -1 -p 5299 >/dev/null 2>&1 &
-sleep 0.5
-iperf3 -c 127.0.0.1 -p 5299 -t "$rt" -J > "$out/iperf3.json"
-ceil=$(python3 -c "import json;d=json.load(open('$out/iperf3.json'));print(round(d['end']['sum_received']['bits_per_second']/8/1e6))")
-echo "loopback TCP: ${ceil} MB/s"
-
-echo "== 2. host <-> our target, no FUSE"
-go test -run XXX -bench . -benchmem -benchtime "${rt}s" ./nvme/host | tee "$out/host-bench.txt" | grep -E "^Benchmark"
-
-echo "== 3. mpath selection / submit overhead"
-go test -run XXX -bench . -benchmem ./mpath | tee "$out/mpath-bench.txt" | grep -E "^Benchmark"
-
-echo "== 4. fio: demo namespace vs go-fuse RAM file"
-mnt=$(mktemp -d) ram=$(mktemp -d)
-"$out/mpathfs" demo --ports 0,0 --size 1G "$mnt" >"$out/demo.log" 2>&1 &
-demo=$!
-"$out/mpathfs" ramfs --size 1G "$ram" >"$out/ramfs.log" 2>&1 &
-rampid=$!
-trap 'kill -INT $demo $rampid 2>/dev/null; wait; rmdir "$mnt" "$ram" 2>/dev/null || true' EXIT
-for i in $(seq 100); do [ -e "$mnt/nvme0n1" ] && [ -e "$ram/ram" ] && break; sleep 0.1; done
-job() { # name rw bs iodepth file
-	fio --name="$1" --filename="$5" --ioengine=libaio --direct=1 --rw="$2" --bs="$3" --iodepth="$4" \
-		--size=1G --time_based --runtime="$rt" --output-format=json --randrepeat=0 |
-		python3 -c "import json,sys;j=json.load(sys.stdin)['jobs'][0];k='read' if j['read']['io_bytes'] else 'write';print(round(j[k]['iops']), round(j[k]['bw_bytes']/1e6))"
-}
-printf "%-22s %14s %14s %8s\n" job "mpathfs IOPS/MB/s" "ramfs IOPS/MB/s" ratio
-for spec in "seqread read 1M 8" "seqwrite write 1M 8" "randread randread 4k 32" "randwrite randwrite 4k 32"; do
-	set -- $spec
-	read -r mi mb < <(job "$1" "$2" "$3" "$4" "$mnt/nvme0n1")
-	read -r ri rb < <(job "$1" "$2" "$3" "$4" "$ram/ram")
-	ratio=$(python3 -c "print(f'{$mi/$ri:.2f}')")
-	printf "%-22s %8s/%-5s %8s/%-5s %8s\n" "$1 bs=$3 qd=$4" "$mi" "$mb" "$ri" "$rb" "$ratio"
+for t in fio nbdkit nbdfuse fusermount3 python3; do
+	command -v $t >/dev/null || { echo "need $t" >&2; exit 1; }
 done
-echo "(1M reads through mpathfs vs loopback TCP: see the seqread MB/s above against ${ceil} MB/s)"
+go build -o "$out/mpathfs" ./cmd/mpathfs
+exec python3 etc/bench.py --bin "$out/mpathfs" --out "$out" "$@"
