@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -29,20 +30,37 @@ type BlockDevice interface {
 	Deallocate(ctx context.Context, off, length int64) error
 }
 
-// lockStripes is the number of RMW locks per device; blocks map onto them by
-// index, so two read-modify-writes of one block always serialize.
+// lockStripes is the number of RMW stripes per device; blocks map onto them
+// by index, so two read-modify-writes of one block always serialize.
 const lockStripes = 256
 
+// stripe orders read-modify-writes and aligned writes of the blocks mapping
+// to it. RMWs serialize on mu. Aligned writes stay lock-free while no RMW of
+// the stripe is in flight: a writer announces itself in aligned, then checks
+// rmw; an RMW announces itself in rmw, then waits for aligned to drain before
+// its read. Go's atomics are sequentially consistent, so at least one side
+// sees the other (Dekker): either the writer backs off to mu, or the RMW reads
+// after the write. Each outcome is a serial order of the two writes.
+type stripe struct {
+	mu      sync.Mutex   // held by an RMW, or by an aligned write that backed off
+	rmw     atomic.Int32 // RMWs holding or waiting for mu
+	aligned atomic.Int32 // lock-free aligned writes on the device
+	wmu     sync.Mutex   // guards drained's waits
+	drained sync.Cond    // aligned reached 0 while rmw > 0
+	_       [64]byte     // keep stripes on separate cache lines
+}
+
 // blockIO turns byte-granular file I/O into block I/O. Sub-block edges are
-// read-modify-written under a per-block striped lock; the aligned middle goes
-// to the device straight from/into the caller's buffer. No lock is held across
-// device I/O other than an edge's RMW lock.
+// read-modify-written under a per-block stripe lock; the aligned middle goes
+// to the device straight from/into the caller's buffer, taking stripe locks
+// only while an RMW of one of its stripes is in flight (see stripe). No lock
+// is held across device I/O other than for an RMW.
 type blockIO struct {
-	dev   BlockDevice
-	bs    int64
-	zero  []byte
-	bufs  sync.Pool // *[]byte of bs bytes: edge bounce buffers
-	locks [lockStripes]sync.Mutex
+	dev     BlockDevice
+	bs      int64
+	zero    []byte
+	bufs    sync.Pool // *[]byte of bs bytes: edge bounce buffers
+	stripes [lockStripes]stripe
 }
 
 func newBlockIO(dev BlockDevice) (*blockIO, error) {
@@ -52,11 +70,81 @@ func newBlockIO(dev BlockDevice) (*blockIO, error) {
 	}
 	b := &blockIO{dev: dev, bs: bs, zero: make([]byte, bs)}
 	b.bufs.New = func() any { p := make([]byte, bs); return &p }
+	for i := range b.stripes {
+		b.stripes[i].drained.L = &b.stripes[i].wmu
+	}
 	return b, nil
 }
 
-func (b *blockIO) lock(blk int64) *sync.Mutex {
-	return &b.locks[uint64(blk/b.bs)%lockStripes]
+func (b *blockIO) stripe(blk int64) *stripe {
+	return &b.stripes[uint64(blk/b.bs)%lockStripes]
+}
+
+// stripeRange is the stripes of the blocks in [off, off+n), in ascending
+// index order as two runs [0, wrap) and [first, last).
+func (b *blockIO) stripeRange(off, n int64) (wrap, first, last int) {
+	blocks := (n + b.bs - 1) / b.bs
+	if blocks >= lockStripes {
+		return 0, 0, lockStripes
+	}
+	first = int(uint64(off/b.bs) % lockStripes)
+	end := first + int(blocks)
+	if end > lockStripes {
+		return end - lockStripes, first, lockStripes
+	}
+	return 0, first, end
+}
+
+// alignedWrite runs write, which writes the whole blocks [off, off+n),
+// ordered against RMWs of those blocks: lock-free unless one is in flight.
+func (b *blockIO) alignedWrite(ctx context.Context, off, n int64, write func() error) error {
+	wrap, first, last := b.stripeRange(off, n)
+	busy := false
+	for _, r := range [2][2]int{{0, wrap}, {first, last}} {
+		for i := r[0]; i < r[1]; i++ {
+			b.stripes[i].aligned.Add(1)
+		}
+	}
+	for _, r := range [2][2]int{{0, wrap}, {first, last}} {
+		for i := r[0]; i < r[1] && !busy; i++ {
+			busy = b.stripes[i].rmw.Load() > 0
+		}
+	}
+	if !busy {
+		err := write()
+		b.leave(wrap, first, last)
+		return err
+	}
+	// An RMW is in flight: leave the lock-free set (its RMW may be waiting
+	// for us) and take every stripe's lock in ascending order instead.
+	b.leave(wrap, first, last)
+	for _, r := range [2][2]int{{0, wrap}, {first, last}} {
+		for i := r[0]; i < r[1]; i++ {
+			b.stripes[i].mu.Lock()
+		}
+	}
+	err := write()
+	for _, r := range [2][2]int{{0, wrap}, {first, last}} {
+		for i := r[0]; i < r[1]; i++ {
+			b.stripes[i].mu.Unlock()
+		}
+	}
+	return err
+}
+
+// leave ends a lock-free aligned write on the stripes, waking RMWs waiting
+// for them to drain.
+func (b *blockIO) leave(wrap, first, last int) {
+	for _, r := range [2][2]int{{0, wrap}, {first, last}} {
+		for i := r[0]; i < r[1]; i++ {
+			s := &b.stripes[i]
+			if s.aligned.Add(-1) == 0 && s.rmw.Load() > 0 {
+				s.wmu.Lock()
+				s.drained.Broadcast()
+				s.wmu.Unlock()
+			}
+		}
+	}
 }
 
 // readEdge copies the part [h, h+len(p)) of the block at blk into p.
@@ -72,9 +160,20 @@ func (b *blockIO) readEdge(ctx context.Context, p []byte, blk, h int64) error {
 
 // rmw replaces the part [h, h+len(p)) of the block at blk with p.
 func (b *blockIO) rmw(ctx context.Context, p []byte, blk, h int64) error {
-	mu := b.lock(blk)
-	mu.Lock()
-	defer mu.Unlock()
+	s := b.stripe(blk)
+	s.mu.Lock()
+	s.rmw.Add(1)
+	defer func() {
+		s.rmw.Add(-1)
+		s.mu.Unlock()
+	}()
+	if s.aligned.Load() > 0 {
+		s.wmu.Lock()
+		for s.aligned.Load() > 0 {
+			s.drained.Wait()
+		}
+		s.wmu.Unlock()
+	}
 	bp := b.bufs.Get().(*[]byte)
 	defer b.bufs.Put(bp)
 	if err := b.dev.ReadAt(ctx, *bp, blk); err != nil {
@@ -151,7 +250,8 @@ func (b *blockIO) transfer(ctx context.Context, p []byte, off int64, write bool)
 	if mid > 0 {
 		var err error
 		if write {
-			err = b.dev.WriteAt(ctx, p[:mid], off)
+			q, o := p[:mid], off
+			err = b.alignedWrite(ctx, o, mid, func() error { return b.dev.WriteAt(ctx, q, o) })
 		} else {
 			err = b.dev.ReadAt(ctx, p[:mid], off)
 		}
@@ -180,7 +280,8 @@ func (b *blockIO) zeroRange(ctx context.Context, off, n int64, whole func(contex
 		off += head
 	}
 	if mid > 0 {
-		if err := whole(ctx, off, mid); err != nil {
+		o := off
+		if err := b.alignedWrite(ctx, o, mid, func() error { return whole(ctx, o, mid) }); err != nil {
 			return err
 		}
 		off += mid

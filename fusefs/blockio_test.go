@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand"
 	"runtime"
 	"sync"
@@ -206,5 +207,23 @@ func BenchmarkBlockIOUnalignedWrite(b *testing.B) {
 		if _, err := io.WriteAt(ctx, p, int64(i%1000)*4096+1); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func BenchmarkBlockIOAlignedWrite(b *testing.B) {
+	dev := fusefstest.NewRAM(16<<20, 4096)
+	io, _ := newBlockIO(dev)
+	ctx := context.Background()
+	for _, n := range []int{4096, 1 << 20} {
+		p := make([]byte, n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(p)))
+			for i := 0; i < b.N; i++ {
+				if _, err := io.WriteAt(ctx, p, int64(i%8)*int64(n)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -5,7 +5,9 @@
 // Namespace files take reads and writes at any offset and length over a
 // block-aligned BlockDevice: sub-block edges are read-modify-written under
 // striped per-block locks, the aligned middle goes to the device straight
-// from go-fuse's request buffer. fsync is Flush, fallocate PUNCH_HOLE is
+// from go-fuse's request buffer, lock-free unless an RMW of one of its blocks
+// is in flight (then it waits for it, so the two writes land in a serial
+// order). fsync is Flush, fallocate PUNCH_HOLE is
 // Deallocate and ZERO_RANGE is WriteZeroes; O_DIRECT opens are
 // FOPEN_DIRECT_IO with parallel direct writes.
 //

@@ -14,7 +14,8 @@ import (
 const nsAttrTimeout = time.Second
 
 // nsNode is one namespace file. Requests run concurrently; the only locks are
-// blockIO's per-block RMW locks.
+// blockIO's per-block RMW stripe locks (taken by aligned writes only while an
+// RMW of one of their blocks is in flight).
 type nsNode struct {
 	fs.Inode
 	io  *blockIO

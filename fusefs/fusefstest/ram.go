@@ -17,7 +17,7 @@ type RAM struct {
 	mu   sync.RWMutex
 	data []byte
 
-	hook atomic.Pointer[func(write bool, off int64)]
+	hook, done atomic.Pointer[func(write bool, off int64)]
 
 	reads, writes, flushes, zeroes, deallocs atomic.Int64
 	misaligned, maxRead, maxWrite            atomic.Int64
@@ -34,8 +34,25 @@ func (r *RAM) SetHook(fn func(write bool, off int64)) {
 	r.hook.Store(&fn)
 }
 
+// SetDoneHook installs fn to run after every device read and write has
+// moved its data (nil removes it); tests use it to hold an operation between
+// its device steps.
+func (r *RAM) SetDoneHook(fn func(write bool, off int64)) {
+	if fn == nil {
+		r.done.Store(nil)
+		return
+	}
+	r.done.Store(&fn)
+}
+
 func (r *RAM) runHook(write bool, off int64) {
 	if fn := r.hook.Load(); fn != nil {
+		(*fn)(write, off)
+	}
+}
+
+func (r *RAM) runDone(write bool, off int64) {
+	if fn := r.done.Load(); fn != nil {
 		(*fn)(write, off)
 	}
 }
@@ -91,6 +108,7 @@ func (r *RAM) ReadAt(ctx context.Context, p []byte, off int64) error {
 	r.mu.RLock()
 	copy(p, r.data[off:])
 	r.mu.RUnlock()
+	r.runDone(false, off)
 	return nil
 }
 
@@ -105,6 +123,7 @@ func (r *RAM) WriteAt(ctx context.Context, p []byte, off int64) error {
 	r.mu.Lock()
 	copy(r.data[off:], p)
 	r.mu.Unlock()
+	r.runDone(true, off)
 	return nil
 }
 
