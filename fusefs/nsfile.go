@@ -45,10 +45,11 @@ func (n *nsNode) fill(a *fuse.Attr, ino uint64) {
 // the kernel send parallel direct writes; buffered opens start with an empty
 // cache (no FOPEN_KEEP_CACHE), since other hosts may write the namespace.
 func (n *nsNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	h := &nsHandle{write: flags&syscall.O_ACCMODE != syscall.O_RDONLY}
 	if flags&syscall.O_DIRECT != 0 {
-		return nil, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_PARALLEL_DIRECT_WRITES, 0
+		return h, fuse.FOPEN_DIRECT_IO | fuse.FOPEN_PARALLEL_DIRECT_WRITES, 0
 	}
-	return nil, 0, 0
+	return h, 0, 0
 }
 
 // Read implements fs.NodeReader; the data lands in go-fuse's request buffer.

@@ -5,7 +5,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mpathfs/mpathfs/fusefs"
 	"github.com/mpathfs/mpathfs/mpath"
+	"github.com/mpathfs/mpathfs/nvme/multipath"
 	"github.com/mpathfs/mpathfs/sysfsview"
 )
 
@@ -155,12 +157,20 @@ func (s *pathSource) NUMANodes() []int { return s.p.mp.NUMANodes() }
 // layer's block device interface.
 type Device struct {
 	h    *mpath.Head
+	pr   *multipath.Reservations
 	reqs sync.Pool // *mpath.Request
 }
 
 func newDevice(h *mpath.Head) *Device {
-	return &Device{h: h, reqs: sync.Pool{New: func() any { return new(mpath.Request) }}}
+	return &Device{h: h, pr: multipath.NewReservations(h), reqs: sync.Pool{New: func() any { return new(mpath.Request) }}}
 }
+
+// PROps is the head's persistent-reservation operations (the namespace
+// file's PR ioctls, the resv_report attribute).
+func (v *Device) PROps() fusefs.PROps { return v.pr }
+
+// Reservations is PROps with the NVMe-level extras (Report, Acquire, Unregister).
+func (v *Device) Reservations() *multipath.Reservations { return v.pr }
 
 // Head is the multipath head behind the device.
 func (v *Device) Head() *mpath.Head { return v.h }

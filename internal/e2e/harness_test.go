@@ -62,6 +62,9 @@ type envConfig struct {
 	// UnlinkedAtStart lists demo ports that do not export the subsystem
 	// when the daemon connects.
 	UnlinkedAtStart []int
+	// HostID, if set, gives the daemon its own host identity (Host ID and
+	// an NQN derived from it) instead of the machine's.
+	HostID [16]byte
 	// PersistentDiscovery connects through a persistent discovery
 	// controller on port 0 instead of configured controllers.
 	PersistentDiscovery bool
@@ -125,6 +128,11 @@ func newEnv(t *testing.T, c envConfig) *env {
 	cfg.Multipath.FenceWrites = !c.NoFence
 	base := fabrics.DefaultOptions()
 	base.HostNQN, base.HostID = cfg.Host.HostNQN, cfg.Host.HostID
+	if c.HostID != ([16]byte{}) {
+		base.HostID = c.HostID
+		base.HostNQN = fmt.Sprintf("nqn.2014-08.org.nvmexpress:uuid:%x-%x-%x-%x-%x", c.HostID[0:4], c.HostID[4:6], c.HostID[6:8], c.HostID[8:10], c.HostID[10:16])
+		cfg.Host.HostNQN, cfg.Host.HostID = base.HostNQN, base.HostID
+	}
 	base.KeepAliveTmo = c.KATO
 	base.ReconnectDelay = c.ReconnectDelay
 	base.CtrlLossTmo = c.CtrlLossTmo

@@ -289,6 +289,9 @@ func (c *Controller) Subscribe(fn func(Event)) (cancel func()) { return c.events
 // Options returns the connect options in effect (host NQN/ID resolved).
 func (c *Controller) Options() fabrics.Options { return c.opts }
 
+// HostID is the Host Identifier sent in Connect: reservations belong to it.
+func (c *Controller) HostID() [16]byte { return c.opts.HostID }
+
 // Discovery reports a discovery controller.
 func (c *Controller) Discovery() bool {
 	if a := c.cur.Load(); a != nil {

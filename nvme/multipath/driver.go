@@ -142,6 +142,14 @@ func (p *Path) Submit(ctx context.Context, req *mpath.Request) error {
 	case mpath.OpDiscard:
 		return p.ctrl.Deallocate(ctx, p.nsid, p.slba(req.Offset), p.nlb(req.Length))
 	case mpath.OpOther, mpath.OpOtherRead:
+		switch r := req.Arg.(type) {
+		case *resvCmd:
+			return p.submitResv(ctx, r, req.Buf)
+		case *reportReq:
+			b, err := p.reportRaw(ctx)
+			r.buf = b
+			return err
+		}
 		cmd, ok := req.Arg.(*nvme.Command)
 		if !ok {
 			return errors.New("nvme multipath: OpOther needs an *nvme.Command in Arg")
@@ -163,6 +171,10 @@ func (p *Path) Submit(ctx context.Context, req *mpath.Request) error {
 // errors are retried on this path after the CRD delay, up to 5 times; DNR
 // or an exhausted retry count completes with the error.
 func (p *Path) Classify(err error, retries int) mpath.Verdict {
+	var fin *finalStatus
+	if errors.As(err, &fin) {
+		return mpath.Verdict{Action: mpath.ActionComplete}
+	}
 	var ab *host.AbortedError
 	if errors.As(err, &ab) {
 		return mpath.Verdict{Action: mpath.ActionFailover, InDoubt: true}

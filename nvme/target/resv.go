@@ -103,9 +103,10 @@ func (rs *reservations) command(ctrl *Controller, cmd *nvme.Command, data []byte
 	keyOK := registered && (iekey || reg.key == crkey)
 	switch nvme.IOOpcode(cmd.Opcode) {
 	case nvme.IOReservationRegister:
-		if cptpl == nvme.ResvPTPLPersist {
-			return nvme.StatusInvalidField | nvme.StatusDNR // no persist through power loss
-		}
+		// CPTPL is ignored, as on the Linux target: Linux's pr_register
+		// always asks for "persist" (3); nothing persists here (RESCAP
+		// bit 0 clear).
+		_ = cptpl
 		switch action {
 		case nvme.ResvRegister:
 			if registered {

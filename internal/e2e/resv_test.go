@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+var (
+	hostA = [16]byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0x4a, 0xa7, 0x8a, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0x01}
+	hostB = [16]byte{0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0x4b, 0xb7, 0x8b, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0x02}
+)
+
+// prclient runs the stdlib Python PR client (testdata/prclient.py) on the
+// namespace file and returns its one-line answer ("ret N ..." or
+// "errno NAME").
+func prclient(t *testing.T, file string, args ...string) string {
+	t.Helper()
+	script, err := filepath.Abs("testdata/prclient.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "python3", append([]string{script, file}, args...)...)
+	if err != nil {
+		t.Fatalf("prclient %v: %v: %s", args, err, out)
+	}
+	return strings.TrimSpace(out)
+}
+
+func wantPR(t *testing.T, who, file, want string, args ...string) {
+	t.Helper()
+	got := prclient(t, file, args...)
+	t.Logf("%s: ioctl %s -> %s", who, strings.Join(args, " "), got)
+	if got != want {
+		t.Fatalf("%s: %v = %q, want %q", who, args, got, want)
+	}
+}
+
+// alignedBlock returns a 4 KiB-aligned 4 KiB buffer for O_DIRECT.
+func alignedBlock(fill byte) []byte {
+	b := make([]byte, 8192)
+	off := int(4096 - uintptr(unsafe.Pointer(&b[0]))%4096)
+	b = b[off : off+4096]
+	for i := range b {
+		b[i] = fill
+	}
+	return b
+}
+
+// directIO writes (or reads) one block at off through the namespace file
+// with O_DIRECT and returns the syscall's errno (nil on success).
+func directIO(t *testing.T, file string, write bool, off int64) error {
+	t.Helper()
+	f, err := os.OpenFile(file, os.O_RDWR|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := alignedBlock(0x5a)
+	if write {
+		_, err = f.WriteAt(b, off)
+	} else {
+		_, err = f.ReadAt(b, off)
+	}
+	if err != nil {
+		return errnoOf(err)
+	}
+	return nil
+}
+
+func wantIO(t *testing.T, who, file string, write bool, want error) {
+	t.Helper()
+	got := directIO(t, file, write, 0)
+	op := "read"
+	if write {
+		op = "write"
+	}
+	t.Logf("%s: %s -> %v", who, op, got)
+	if !errors.Is(got, want) && !(got == nil && want == nil) {
+		t.Fatalf("%s: %s = %v, want %v", who, op, got, want)
+	}
+}
+
+// TestReservationsTwoHosts: two daemons with different host identities
+// on one target (two ports each) fence each other with the Linux PR
+// ioctls, driven by a stdlib Python client through fcntl.ioctl.
+func TestReservationsTwoHosts(t *testing.T) {
+	requireFUSE(t, "python3")
+	a := newEnv(t, envConfig{HostID: hostA})
+	bcfg := a.cfg
+	bcfg.Reuse, bcfg.HostID = a.setup, hostB
+	b := newEnv(t, bcfg)
+	fa, fb := a.path("nvme0n1"), b.path("nvme0n1")
+
+	const weRO = "3" // PR_WRITE_EXCLUSIVE_REG_ONLY
+	wantPR(t, "A", fa, "ret 0", "register", "0", "0xA1")
+	wantPR(t, "A", fa, "ret 0", "reserve", "0xA1", weRO)
+	wantPR(t, "B", fb, "ret 0 key 0xa1 generation 1 type 3", "read-reservation")
+	wantIO(t, "B", fb, true, syscall.EBADE)
+	wantIO(t, "B", fb, false, nil)
+	wantPR(t, "B", fb, "ret 24", "reserve", "0", weRO) // not registered: PR_STS_RESERVATION_CONFLICT
+	wantPR(t, "B", fb, "ret 0", "register", "0", "0xB1")
+	wantIO(t, "B", fb, true, nil)
+	wantPR(t, "B", fb, "ret 0 generation 2 num_keys 2", "read-keys", "0")
+	wantPR(t, "B", fb, "errno ENOTSUP", "read-keys", "4")
+	wantPR(t, "A", fa, "ret 0", "preempt-abort", "0xA1", "0xB1", weRO)
+	wantIO(t, "B", fb, true, syscall.EBADE)
+	wantIO(t, "A", fa, true, nil)
+	wantPR(t, "A", fa, "ret 0", "release", "0xA1", weRO)
+	wantIO(t, "B", fb, true, nil)
+	wantPR(t, "A", fa, "ret 0", "clear", "0xA1")
+	wantPR(t, "A", fa, "ret 0 key 0x0 generation 4 type 0", "read-reservation")
+
+	// Bad input: nothing is sent.
+	wantPR(t, "A", fa, "errno EINVAL", "reserve", "0xA1", "9")
+	wantPR(t, "A", fa, "errno EINVAL", "preempt", "0xA1", "0xB1", "0")
+	wantPR(t, "A", fa, "errno ENOTSUP", "register", "0", "0xA1", "2")
+	wantPR(t, "A", fa, "ret 0 key 0x0 generation 4 type 0", "read-reservation")
+	wantPR(t, "A", a.path("sys/block/nvme0n1/size"), "errno ENOTTY", "read-reservation")
+	wantPR(t, "A", a.path("sys/block/nvme0n1/delayed_removal_secs"), "errno ENOTTY", "register", "0", "1")
+}
+
+// TestReservationHolderSurvivesFailover: the reservation belongs to the
+// host, so when the path the holder used dies its writes continue on the
+// other path, and the other host still conflicts.
+func TestReservationHolderSurvivesFailover(t *testing.T) {
+	requireFUSE(t, "python3")
+	a := newEnv(t, envConfig{HostID: hostA})
+	bcfg := a.cfg
+	bcfg.Reuse, bcfg.HostID = a.setup, hostB
+	b := newEnv(t, bcfg)
+	fa, fb := a.path("nvme0n1"), b.path("nvme0n1")
+
+	wantPR(t, "A", fa, "ret 0", "register", "0", "0xA1")
+	wantPR(t, "A", fa, "ret 0", "reserve", "0xA1", "1") // Write Exclusive
+	// Which path carries A's writes?
+	w0 := a.statField("sys/block/nvme0c0n1", 4)
+	wantIO(t, "A", fa, true, nil)
+	used := 0
+	if a.statField("sys/block/nvme0c0n1", 4) == w0 {
+		used = 1
+	}
+	port := a.setup.Ports[used]
+	if err := port.StopListening(); err != nil {
+		t.Fatal(err)
+	}
+	port.DropConnections()
+	t.Logf("port %d (A's path nvme0c%dn1) dropped", used, used)
+	t0 := time.Now()
+	wantIO(t, "A", fa, true, nil)
+	t.Logf("A: write after the drop took %v", time.Since(t0).Round(time.Millisecond))
+	other := "sys/block/nvme0c" + string(rune('0'+1-used)) + "n1"
+	if n := a.statField(other, 4); n == 0 {
+		t.Fatalf("%s carried no writes", other)
+	}
+	wantIO(t, "B", fb, true, syscall.EBADE)
+	wantPR(t, "B", fb, "ret 0 key 0xa1 generation 1 type 1", "read-reservation")
+	if err := port.StartListening(); err != nil {
+		t.Fatal(err)
+	}
+	wantPR(t, "A", fa, "ret 0", "clear", "0xA1")
+	wantIO(t, "B", fb, true, nil)
+}
