@@ -35,6 +35,18 @@
 // stream. A data digest mismatch is not fatal: that command completes with
 // nvme.StatusDataTransferError.
 //
+// # Lying controllers
+//
+// C2H data must arrive in order: each C2HData starts where the previous one
+// ended (a gap, an overlap or a repeat is fatal) and never runs past the
+// command's length. A read that completes with success (CapsuleResp, or
+// C2HData with SUCCESS) before every byte arrived is fatal too: its buffer
+// holds stale bytes, so it is failed with the queue and re-sent on another
+// path (Linux completes it). An error status after partial data is the
+// command's own error. lyingTargetMatrix in lying_test.go lists every lie
+// the queue detects, one scripted case each; TestICRespChecks the setup-time
+// ones.
+//
 // # Cancellation
 //
 // Exec stops waiting when its ctx is done and returns ctx.Err(). The

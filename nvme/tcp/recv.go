@@ -107,6 +107,9 @@ func (q *Queue) recvResp() error {
 	if err != nil {
 		return err
 	}
+	if cqe.Status.OK() && req.received != uint32(len(req.data)) && req.dir == dirC2H {
+		return shortRead(pdu.TypeCapsuleResp, req)
+	}
 	if req.ddgstErr {
 		// Linux keeps the data transfer error recorded for the request.
 		cqe.Status = nvme.StatusDataTransferError
@@ -140,6 +143,9 @@ func (q *Queue) recvData(h pdu.Header) error {
 		return fmt.Errorf("receive C2HData: %w", err)
 	}
 	if h.Flags.Has(pdu.FlagSuccess) {
+		if req.received != uint32(len(req.data)) {
+			return shortRead(pdu.TypeC2HData, req)
+		}
 		cqe := nvme.Completion{CID: d.CCCID}
 		if req.ddgstErr {
 			cqe.Status = nvme.StatusDataTransferError
@@ -147,6 +153,14 @@ func (q *Queue) recvData(h pdu.Header) error {
 		q.complete(req, &cqe, nil)
 	}
 	return nil
+}
+
+// shortRead is the violation of a read completed with success before all its
+// data arrived: the buffer holds stale bytes, so the command must not
+// complete (Linux completes it; we fail the queue and the read goes to
+// another path).
+func shortRead(t pdu.Type, req *request) error {
+	return protoErr(pdu.FESSequenceError, 0, "%s: CID %#04x completed with success after %d of %d data bytes", t, req.cid, req.received, len(req.data))
 }
 
 // place reads the current PDU's data into buf in chunks, holding req.mu so
