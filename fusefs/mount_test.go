@@ -319,7 +319,7 @@ func TestTreeChangesAreVisible(t *testing.T) {
 		t.Fatal("ana_state listed without ANA")
 	}
 	// Namespace files come and go.
-	if got := names(t, e.mnt); got != "nvme0n1 sys" {
+	if got := names(t, e.mnt); got != "dev disk nvme0n1 sys" {
 		t.Fatalf("root = %q", got)
 	}
 	if err := e.root.AddNamespace("nvme0n2", fusefstest.NewRAM(1<<20, 512)); err != nil {
@@ -334,7 +334,7 @@ func TestTreeChangesAreVisible(t *testing.T) {
 	if _, err := os.Stat(e.path("nvme0n2")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("removed namespace still there: %v", err)
 	}
-	if got := names(t, e.mnt); got != "nvme0n1 sys" {
+	if got := names(t, e.mnt); got != "dev disk nvme0n1 sys" {
 		t.Fatalf("root after remove = %q", got)
 	}
 }

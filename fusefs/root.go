@@ -18,7 +18,7 @@ import (
 const nsInoBase = 1 << 48
 
 // Root is the mount's top directory: one file per namespace (added and removed
-// at runtime) next to the attribute tree's "sys". Lookups and listings are
+// at runtime) next to the attribute tree's "sys", "disk" and "dev". Lookups and listings are
 // answered live with zero entry timeouts, so additions and removals are
 // visible at once.
 type Root struct {
@@ -52,7 +52,7 @@ func NewRoot(tree *sysfsview.Tree, log hclog.Logger) *Root {
 
 // AddNamespace adds the file name (e.g. "nvme0n1") backed by dev.
 func (r *Root) AddNamespace(name string, dev BlockDevice) error {
-	if name == "" || name == "." || name == ".." || name == "sys" {
+	if name == "" || name == "." || name == ".." || (r.tree != nil && r.tree.Root().Lookup(name) != nil) {
 		return fmt.Errorf("namespace file %q: %w", name, syscall.EINVAL)
 	}
 	for _, c := range name {

@@ -28,6 +28,9 @@ func newChild(ctx context.Context, parent *fs.Inode, n sysfsview.Node, out *fuse
 	case *sysfsview.Symlink:
 		ops, mode = &linkNode{link: n}, syscall.S_IFLNK
 		fillLink(&out.Attr, n)
+	case *sysfsview.Device:
+		ops, mode = &devNode{dev: n}, syscall.S_IFREG
+		fillDev(&out.Attr, n)
 	default:
 		return nil, syscall.ENOENT
 	}
@@ -49,6 +52,8 @@ func dirEntries(d *sysfsview.Dir) []fuse.DirEntry {
 			mode = syscall.S_IFREG
 		case *sysfsview.Symlink:
 			mode = syscall.S_IFLNK
+		case *sysfsview.Device:
+			mode = syscall.S_IFREG
 		}
 		out = append(out, fuse.DirEntry{Name: e.Name, Ino: e.Node.Ino(), Mode: mode})
 	}

@@ -109,6 +109,10 @@ func (h *Head) SetDelayedRemovalSecs(secs uint32) {
 // Stats returns the head's I/O statistics (one I/O per Do call).
 func (h *Head) Stats() IOStat { return h.stats.snapshot() }
 
+// Latencies returns the head's completion-latency histograms (whole
+// requests, failovers and waits included).
+func (h *Head) Latencies() Latencies { return h.stats.latencies() }
+
 // Counters returns the head's diag/ counters.
 func (h *Head) Counters() HeadCounters {
 	return HeadCounters{

@@ -89,6 +89,10 @@ func (p *Path) state() (AccessState, bool) {
 // Stats returns the path's I/O statistics (one I/O per submission attempt).
 func (p *Path) Stats() IOStat { return p.stats.snapshot() }
 
+// Latencies returns the path's latency histograms (one sample per
+// submission attempt).
+func (p *Path) Latencies() Latencies { return p.stats.latencies() }
+
 // Counters returns the path's diag/ counters.
 func (p *Path) Counters() PathCounters {
 	return PathCounters{

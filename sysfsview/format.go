@@ -144,6 +144,12 @@ func FormatStat(s IOStat) string {
 		s.FlushIOs, u(s.FlushTicksMs))
 }
 
+// FormatInflight renders the requests in flight as part_inflight_show does:
+// reads and writes, "%8u %8u\n".
+func FormatInflight(s IOStat) string {
+	return fmt.Sprintf("%8d %8d\n", uint32(s.InFlightRW[0]), uint32(s.InFlightRW[1]))
+}
+
 // parseUint is the kernel's _parse_integer_fixup_radix + _parse_integer + the
 // kstrtoull tail rule (one trailing "\n" allowed). It reports EINVAL or ERANGE.
 func parseUint(s string, base int) (uint64, syscall.Errno) {

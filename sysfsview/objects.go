@@ -19,20 +19,25 @@ type subsysObj struct {
 type ctrlObj struct {
 	dir    *Dir
 	subsys string
+	info   ControllerInfo
+	src    ControllerSource
 	paths  map[string]bool
 }
 
 type headObj struct {
 	dir    *Dir
 	info   HeadInfo
+	src    HeadSource
 	mp     *Dir // multipath/
 	subsys string
 	paths  map[string]bool
+	byID   []string // disk/by-id names
 }
 
 type pathObj struct {
 	dir        *Dir
 	head, ctrl string
+	src        PathSource
 }
 
 func ro(name string, show func() string) *Attr {
@@ -176,7 +181,7 @@ func (t *Tree) AddController(name, subsys string, info ControllerInfo, src Contr
 		return err
 	}
 	s.ctrls[name] = true
-	t.ctrls[name] = &ctrlObj{dir: d, subsys: subsys, paths: map[string]bool{}}
+	t.ctrls[name] = &ctrlObj{dir: d, subsys: subsys, info: info, src: src, paths: map[string]bool{}}
 	return nil
 }
 
@@ -323,6 +328,7 @@ func (t *Tree) AddHead(name, subsys string, info HeadInfo, src HeadSource) error
 	t.addAttrs(d, where,
 		ro("size", func() string { return uintLine(src.Sectors()) }),
 		ro("stat", func() string { return FormatStat(src.Stat()) }),
+		ro("inflight", func() string { return FormatInflight(src.Stat()) }),
 		&Attr{
 			Name: "delayed_removal_secs", Mode: ModeRW,
 			Show: func() string { return uintLine(uint64(src.DelayedRemovalSecs())) },
@@ -363,7 +369,9 @@ func (t *Tree) AddHead(name, subsys string, info HeadInfo, src HeadSource) error
 		return err
 	}
 	s.heads[name] = true
-	t.heads[name] = &headObj{dir: d, info: info, mp: mp, subsys: subsys, paths: map[string]bool{}}
+	byID := byIDNames(s.info, info)
+	t.addByID(name, byID)
+	t.heads[name] = &headObj{dir: d, info: info, src: src, mp: mp, subsys: subsys, paths: map[string]bool{}, byID: byID}
 	return nil
 }
 
@@ -387,6 +395,7 @@ func (t *Tree) removeHead(name string) {
 		s.dir.remove(name)
 		delete(s.heads, name)
 	}
+	t.removeByID(name, h.byID)
 	t.block.remove(name)
 	delete(t.heads, name)
 }
@@ -433,6 +442,7 @@ func (t *Tree) AddPath(name, head, ctrl string, src PathSource) error {
 		}),
 		ro("size", func() string { return uintLine(src.Sectors()) }),
 		ro("stat", func() string { return FormatStat(src.Stat()) }),
+		ro("inflight", func() string { return FormatInflight(src.Stat()) }),
 	)
 	t.addAttrs(d, where, t.idAttrs(s, h.info, new(sync.Once), where)...)
 	diag := t.mkdir(d, "diag")
@@ -458,7 +468,7 @@ func (t *Tree) AddPath(name, head, ctrl string, src PathSource) error {
 	}
 	h.paths[name] = true
 	c.paths[name] = true
-	t.paths[name] = &pathObj{dir: d, head: head, ctrl: ctrl}
+	t.paths[name] = &pathObj{dir: d, head: head, ctrl: ctrl, src: src}
 	return nil
 }
 

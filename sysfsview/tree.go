@@ -148,12 +148,14 @@ type Tree struct {
 	inos atomic.Uint64
 
 	root, classSubsys, classNvme, block *Dir
+	byID, dev                           *Dir
 
-	mu     sync.Mutex // serializes Add*/Remove* and guards the maps
-	subsys map[string]*subsysObj
-	ctrls  map[string]*ctrlObj
-	heads  map[string]*headObj
-	paths  map[string]*pathObj
+	mu         sync.Mutex // serializes Add*/Remove* and guards the maps
+	subsys     map[string]*subsysObj
+	ctrls      map[string]*ctrlObj
+	heads      map[string]*headObj
+	paths      map[string]*pathObj
+	byIDClaims map[string][]string // disk/by-id name -> heads claiming it, oldest first
 }
 
 // NewTree returns a tree with the fixed skeleton and no objects. Rejected
@@ -168,6 +170,8 @@ func NewTree(log hclog.Logger) *Tree {
 		ctrls:  map[string]*ctrlObj{},
 		heads:  map[string]*headObj{},
 		paths:  map[string]*pathObj{},
+
+		byIDClaims: map[string][]string{},
 	}
 	t.inos.Store(1) // 1 is the FUSE root
 	t.root = t.newDir("")
@@ -176,10 +180,13 @@ func NewTree(log hclog.Logger) *Tree {
 	t.classSubsys = t.mkdir(class, "nvme-subsystem")
 	t.classNvme = t.mkdir(class, "nvme")
 	t.block = t.mkdir(sys, "block")
+	t.byID = t.mkdir(t.mkdir(t.root, "disk"), "by-id")
+	t.dev = t.mkdir(t.root, "dev")
 	return t
 }
 
-// Root is the top directory; it holds "sys".
+// Root is the top directory; it holds "sys", "disk/by-id" (udev's stable
+// names, links to the namespace files next to the tree) and "dev".
 func (t *Tree) Root() *Dir { return t.root }
 
 func (t *Tree) newDir(name string) *Dir {
