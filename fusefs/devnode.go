@@ -16,10 +16,14 @@ func fillDev(a *fuse.Attr, d *sysfsview.Device) {
 	a.Nlink = 1
 }
 
-// devNode serves a sysfsview.Device: each open gets its own session; a
-// read from offset 0 takes the session's Show (seq_file style: later
-// offsets continue that snapshot), each write(2) is one session Write.
-// Handles are FOPEN_DIRECT_IO, so nothing is cached.
+// devNode serves a sysfsview.Device: each open gets its own session and
+// each write(2) is one session Write. Reads follow the descriptor's own
+// cursor, not the file offset: the kernel's FUSE client advances the offset
+// by every write, while a misc device's write leaves it alone, so libnvme
+// reads the answer "at 0" right after writing the options. The first read
+// (after open or a write) takes the session's Show; later reads continue
+// that snapshot until it is used up. Handles are FOPEN_DIRECT_IO, so
+// nothing is cached.
 type devNode struct {
 	fs.Inode
 	dev *sysfsview.Device
@@ -28,7 +32,8 @@ type devNode struct {
 type devHandle struct {
 	mu   sync.Mutex
 	sess sysfsview.DeviceSession
-	buf  []byte
+	buf  []byte // nil: no snapshot yet
+	pos  int    // read cursor in buf
 }
 
 var _ = (fs.NodeOpener)((*devNode)(nil))
@@ -48,18 +53,16 @@ func (d *devNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off i
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if off == 0 || h.buf == nil {
+	if h.buf == nil {
 		s, err := h.sess.Show()
 		if err != nil {
 			return nil, ToErrno(err)
 		}
-		h.buf = []byte(s)
+		h.buf, h.pos = []byte(s), 0
 	}
-	if off >= int64(len(h.buf)) {
-		return fuse.ReadResultData(nil), 0
-	}
-	end := min(int64(len(h.buf)), off+int64(len(dest)))
-	return fuse.ReadResultData(h.buf[off:end]), 0
+	n := copy(dest, h.buf[h.pos:])
+	h.pos += n
+	return fuse.ReadResultData(dest[:n]), 0
 }
 
 func (d *devNode) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
@@ -72,6 +75,7 @@ func (d *devNode) Write(ctx context.Context, fh fs.FileHandle, data []byte, off 
 	if err := h.sess.Write(data); err != nil {
 		return 0, ToErrno(err)
 	}
+	h.buf = nil // the next read shows the new state
 	return uint32(len(data)), 0
 }
 

@@ -53,6 +53,7 @@ type Daemon struct {
 	closeOnce sync.Once
 
 	discovery []*host.Controller // persistent discovery controllers
+	fabrics   *fabricsDev        // dev/nvme-fabrics
 
 	stop     chan struct{} // closed by Close: background reconnects end
 	stopOnce sync.Once
@@ -77,6 +78,27 @@ type controller struct {
 	sub   *subsystem
 	paths map[uint32]*path // by NSID
 	unsub func()
+	stats ctrlStats
+}
+
+// ctrlStats count a controller's state changes as its events report them.
+type ctrlStats struct {
+	stateChanges atomic.Uint64 // every StateChanged event
+	resets       atomic.Uint64 // transitions into resetting
+	reconnects   atomic.Uint64 // connecting -> live (a recovered association)
+}
+
+func (s *ctrlStats) observe(ev host.Event) {
+	if ev.Kind != host.StateChanged || ev.Old == ev.New {
+		return
+	}
+	s.stateChanges.Add(1)
+	switch {
+	case ev.New == host.StateResetting:
+		s.resets.Add(1)
+	case ev.Old == host.StateConnecting && ev.New == host.StateLive:
+		s.reconnects.Add(1)
+	}
 }
 
 type path struct {
@@ -91,7 +113,7 @@ func New(cfg *config.Config, log hclog.Logger, hostOpts ...host.Option) *Daemon 
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Daemon{
+	d := &Daemon{
 		cfg:      cfg,
 		log:      log,
 		hostOpts: hostOpts,
@@ -102,6 +124,11 @@ func New(cfg *config.Config, log hclog.Logger, hostOpts ...host.Option) *Daemon 
 		reserved: map[int]bool{},
 		stop:     make(chan struct{}),
 	}
+	d.fabrics = &fabricsDev{d: d}
+	if err := d.tree.AddDevice(FabricsDevice, 0o600, d.fabrics.open); err != nil {
+		log.Error("sysfs: add dev/nvme-fabrics", "error", err)
+	}
+	return d
 }
 
 // Tree is the sysfs-like attribute tree.
@@ -312,10 +339,15 @@ func (d *Daemon) connected(o fabrics.Options) bool {
 
 // Connect connects one controller and adds its namespaces as paths.
 func (d *Daemon) Connect(ctx context.Context, o fabrics.Options) error {
+	_, err := d.connect(ctx, o)
+	return err
+}
+
+func (d *Daemon) connect(ctx context.Context, o fabrics.Options) (*controller, error) {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		return errors.New("daemon closed")
+		return nil, errors.New("daemon closed")
 	}
 	inst := 0
 	for d.ctrls[inst] != nil || d.reserved[inst] {
@@ -332,17 +364,17 @@ func (d *Daemon) Connect(ctx context.Context, o fabrics.Options) error {
 	clog := d.log.Named(name)
 	hc, err := host.Connect(ctx, o, clog, d.hostOpts...)
 	if err != nil {
-		return fmt.Errorf("%s: connect %s nqn %s: %w", name, o.Address(), o.SubsysNQN, err)
+		return nil, fmt.Errorf("%s: connect %s nqn %s: %w", name, o.Address(), o.SubsysNQN, err)
 	}
 	c := &controller{name: name, inst: inst, hc: hc, mc: mpath.NewController(name, mpath.NoNode), paths: map[uint32]*path{}}
 	if err := d.attach(c); err != nil {
 		_ = hc.Close(context.Background())
-		return err
+		return nil, err
 	}
 	clog.Info("new ctrl", "nqn", o.SubsysNQN, "address", hc.Address(), "cntlid", hc.CNTLID())
 	c.unsub = hc.Subscribe(func(ev host.Event) { d.onEvent(c, ev) })
 	d.reconcile(c)
-	return nil
+	return c, nil
 }
 
 // attach registers the controller with its subsystem (creating it) and in
@@ -521,6 +553,7 @@ func (d *Daemon) headRemoved(s *subsystem, h *mpath.Head) {
 
 // onEvent runs on the controller's event goroutine.
 func (d *Daemon) onEvent(c *controller, ev host.Event) {
+	c.stats.observe(ev)
 	switch ev.Kind {
 	case host.NamespacesChanged:
 		d.reconcile(c)

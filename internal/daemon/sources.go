@@ -60,15 +60,29 @@ func (s *ctrlSource) Timeouts() sysfsview.Timeouts {
 	return t
 }
 
+// Counters are the controller's diag/ counters: resets and reconnects as
+// its state changes show them (entries into resetting; connecting -> live),
+// command errors as the sum over its paths, unless the host controller
+// counts them itself.
 func (s *ctrlSource) Counters() sysfsview.ControllerCounters {
-	var out sysfsview.ControllerCounters
 	if cc, ok := any(s.c.hc).(interface {
 		Counters() (errors, resets, reconnects uint64)
 	}); ok {
+		var out sysfsview.ControllerCounters
 		out.CommandErrors, out.Resets, out.Reconnects = cc.Counters()
+		return out
 	}
+	out := sysfsview.ControllerCounters{Resets: s.c.stats.resets.Load(), Reconnects: s.c.stats.reconnects.Load()}
+	s.d.mu.Lock()
+	for _, p := range s.c.paths {
+		out.CommandErrors += p.mp.Counters().ErrorCount
+	}
+	s.d.mu.Unlock()
 	return out
 }
+
+// StateChanges is the number of controller state transitions.
+func (s *ctrlSource) StateChanges() uint64 { return s.c.stats.stateChanges.Load() }
 
 func (s *ctrlSource) Reset() error {
 	ctx, cancel := context.WithTimeout(context.Background(), triggerTimeout)
@@ -98,8 +112,11 @@ func (s *ctrlSource) Delete() error {
 // headSource backs sys/block/nvmeNnM.
 type headSource struct{ h *mpath.Head }
 
-func (s *headSource) Sectors() uint64            { return uint64(s.h.Info().Capacity) / 512 }
-func (s *headSource) Stat() sysfsview.IOStat     { return s.h.Stats() }
+func (s *headSource) Sectors() uint64        { return uint64(s.h.Info().Capacity) / 512 }
+func (s *headSource) Stat() sysfsview.IOStat { return s.h.Stats() }
+
+// Latencies are the head's latency histograms (metrics).
+func (s *headSource) Latencies() mpath.Latencies { return s.h.Latencies() }
 func (s *headSource) DelayedRemovalSecs() uint32 { return s.h.DelayedRemovalSecs() }
 
 func (s *headSource) Counters() sysfsview.HeadCounters {
@@ -144,6 +161,12 @@ func (s *pathSource) QueueDepth() int  { return int(s.c.mc.Inflight()) }
 func (s *pathSource) Sectors() uint64  { return uint64(s.p.mp.Info().Capacity) / 512 }
 
 func (s *pathSource) Stat() sysfsview.IOStat { return s.p.mp.Stats() }
+
+// Latencies are the path's latency histograms (metrics).
+func (s *pathSource) Latencies() mpath.Latencies { return s.p.mp.Latencies() }
+
+// ANATransitions counts the path's ANA state changes (metrics).
+func (s *pathSource) ANATransitions() uint64 { return s.p.drv.ANATransitions() }
 
 func (s *pathSource) Counters() sysfsview.PathCounters {
 	return s.p.mp.Counters()

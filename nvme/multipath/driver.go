@@ -49,11 +49,12 @@ type Path struct {
 	shift uint8 // log2(block size)
 	log   hclog.Logger
 
-	mp     atomic.Pointer[mpath.Path]
-	access atomic.Uint32 // mpath.AccessState
-	ana    atomic.Uint32 // nvme.ANAState, for sysfs
-	group  atomic.Uint32 // ANA group ID
-	crdt   [3]time.Duration
+	mp         atomic.Pointer[mpath.Path]
+	access     atomic.Uint32 // mpath.AccessState
+	ana        atomic.Uint32 // nvme.ANAState, for sysfs
+	anaChanges atomic.Uint64 // ANA state transitions
+	group      atomic.Uint32 // ANA group ID
+	crdt       [3]time.Duration
 }
 
 var (
@@ -73,6 +74,7 @@ func NewPath(ctrl Controller, ns host.Namespace, log hclog.Logger) *Path {
 			p.crdt[i] = time.Duration(v) * 100 * time.Millisecond
 		}
 	}
+	p.ana.Store(uint32(ns.ANAState)) // the initial state is no transition
 	p.setANA(ns.ANAGroup, ns.ANAState)
 	return p
 }
@@ -95,9 +97,14 @@ func (p *Path) ANAState() nvme.ANAState { return nvme.ANAState(p.ana.Load()) }
 // ANAGroup is the namespace's ANA group ID.
 func (p *Path) ANAGroup() uint32 { return p.group.Load() }
 
+// ANATransitions counts the ANA state changes seen on the path.
+func (p *Path) ANATransitions() uint64 { return p.anaChanges.Load() }
+
 func (p *Path) setANA(group uint32, st nvme.ANAState) {
 	p.group.Store(group)
-	p.ana.Store(uint32(st))
+	if old := p.ana.Swap(uint32(st)); old != uint32(st) {
+		p.anaChanges.Add(1)
+	}
 	a := mpath.StateOther
 	switch st {
 	case nvme.ANAOptimized:
