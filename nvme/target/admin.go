@@ -50,6 +50,10 @@ func (c *conn) adminCmd(ctrl *Controller, r *request, dl int) bool {
 		return true
 	}
 	if !ctrl.ready.Load() {
+		if ctrl.dying.Load() {
+			c.putReq(r) // torn down: close, as ioCmd does
+			return false
+		}
 		c.complete(r, nvme.StatusCommandSequenceError|nvme.StatusDNR, 0)
 		return true
 	}

@@ -26,6 +26,7 @@ type Controller struct {
 	t0       time.Time    // base of lastSeen (monotonic)
 	lastSeen atomic.Int64 // ns since t0 of the last command (TBKAS)
 	ready    atomic.Bool  // CSTS.RDY
+	dying    atomic.Bool  // set by destroy before ready is cleared
 
 	mu       sync.Mutex
 	cc       fabrics.CC
@@ -113,6 +114,7 @@ func (c *Controller) destroy(reason string) {
 	}
 	c.dead = true
 	c.destroyR = reason
+	c.dying.Store(true)
 	c.ready.Store(false)
 	if c.kaTimer != nil {
 		c.kaTimer.Stop()
@@ -126,6 +128,9 @@ func (c *Controller) destroy(reason string) {
 	}
 	c.aers, c.events = nil, nil
 	c.mu.Unlock()
+	if h := c.s.t.destroying.Load(); h != nil {
+		(*h)()
+	}
 	c.s.removeController(c)
 	c.s.t.log.Info("controller removed", "cntlid", c.cntlid, "subsys", c.s.cfg.NQN, "port", c.port.id, "reason", reason)
 	for _, q := range conns {

@@ -36,6 +36,13 @@ func (c *conn) failIO(r *request, dl int, st nvme.Status) bool {
 func (c *conn) ioCmd(ctrl *Controller, r *request, dl int) bool {
 	cmd := &r.cmd
 	if !ctrl.ready.Load() {
+		if ctrl.dying.Load() {
+			// Torn down (admin queue gone, keep-alive expired): close the
+			// queue as nvmet does, so the host fails the I/O over; a DNR
+			// status would end it with an error.
+			c.putReq(r)
+			return false
+		}
 		return c.failIO(r, dl, nvme.StatusCommandSequenceError|nvme.StatusDNR)
 	}
 	if st := c.p.takeFailure(); st != 0 {

@@ -145,6 +145,10 @@ type Target struct {
 	ports      map[uint16]*Port
 	disc       *Subsystem
 	closed     bool
+
+	// destroying, if set (tests), runs while a controller is torn down:
+	// after it stopped being ready, before its connections are closed.
+	destroying atomic.Pointer[func()]
 }
 
 // New returns an empty target. log may be nil.

@@ -2,6 +2,8 @@ package target
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -1009,5 +1011,36 @@ func TestFileDeallocatePunchesHoles(t *testing.T) {
 	must(t, "read", q.exec(nvme.NewRead(1, 0, 2048), rd, nil))
 	if !bytes.Equal(rd, make([]byte, len(rd))) {
 		t.Fatal("deallocated range does not read as zeroes")
+	}
+}
+
+// TestTeardownClosesIOQueues: a command arriving on an I/O queue while its
+// controller is torn down (here: the admin queue dropped) closes that queue,
+// so the host fails over; it is never completed with a DNR status.
+func TestTeardownClosesIOQueues(t *testing.T) {
+	f := newFixture(t, PortConfig{})
+	adm, q := ioPair(t, f, 0)
+	destroying, proceed := make(chan struct{}), make(chan struct{})
+	hook := func() {
+		close(destroying)
+		<-proceed
+	}
+	f.t.destroying.Store(&hook)
+	adm.nc.Close()
+	<-destroying
+	cmd := nvme.Command{Opcode: uint8(nvme.IORead), NSID: 1, CDW12: 7}
+	q.send(&cmd, make([]byte, 4096), false)
+	_ = q.nc.SetReadDeadline(time.Now().Add(ioTimeout))
+	h, err := q.r.Next()
+	close(proceed)
+	if err == nil {
+		var cqe nvme.Completion
+		if h.Type == pdu.TypeCapsuleResp {
+			q.r.Completion(&cqe)
+		}
+		t.Fatalf("I/O during teardown answered with %s status %#x, want the queue closed", h.Type, uint16(cqe.Status))
+	}
+	if !errors.Is(err, io.EOF) && !isReset(err) {
+		t.Fatalf("I/O queue: %v, want EOF", err)
 	}
 }
