@@ -139,11 +139,18 @@ func (a *attrNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	acc := flags & syscall.O_ACCMODE
 	reads := acc == syscall.O_RDONLY || acc == syscall.O_RDWR
 	writes := acc == syscall.O_WRONLY || acc == syscall.O_RDWR
-	if (reads && a.attr.Show == nil) || (writes && a.attr.Store == nil) {
+	if (reads && a.attr.Show == nil && a.attr.Read == nil) || (writes && a.attr.Store == nil) {
 		return nil, 0, syscall.EACCES // as kernfs_fop_open
 	}
 	h := &attrHandle{}
-	if reads {
+	switch {
+	case reads && a.attr.Read != nil:
+		b, err := a.attr.Read(ctx)
+		if err != nil {
+			return nil, 0, ToErrno(err)
+		}
+		h.snapshot = b
+	case reads:
 		h.snapshot = []byte(a.attr.Show())
 	}
 	return h, fuse.FOPEN_DIRECT_IO, 0

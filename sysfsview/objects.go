@@ -353,6 +353,12 @@ func (t *Tree) AddHead(name, subsys string, info HeadInfo, src HeadSource) error
 			ro("physical_block_size", func() string { return uintLine(uint64(g.LogicalBlockSize())) }),
 		)
 	}
+	if r, ok := src.(ReservationReporter); ok {
+		t.addAttrs(d, where, &Attr{Name: "resv_report", Mode: ModeBin, Read: r.ReservationReport})
+	}
+	if c, ok := src.(ReservationCommander); ok {
+		t.addAttrs(d, where, &Attr{Name: "resv_command", Mode: ModeTrigger, Store: c.ReservationCommand, Secret: true})
+	}
 	mp := t.mkdir(d, "multipath")
 	diag := t.mkdir(d, "diag")
 	t.addAttrs(diag, where+"/diag",

@@ -1,6 +1,7 @@
 package sysfsview
 
 import (
+	"context"
 	"time"
 
 	"github.com/mpathfs/mpathfs/mpath"
@@ -117,6 +118,24 @@ type HeadSource interface {
 	Counters() HeadCounters
 	DelayedRemovalSecs() uint32
 	SetDelayedRemovalSecs(uint32) error
+}
+
+// ReservationReporter is an optional HeadSource capability adding the
+// binary attribute resv_report (0400): the namespace's Reservation Report
+// data (extended data structure), read through a selected path at open.
+type ReservationReporter interface {
+	ReservationReport(ctx context.Context) ([]byte, error)
+}
+
+// ReservationCommander is an optional HeadSource capability adding the
+// write-only trigger resv_command (0200): one write of
+// "OP ACTION RTYPE IEKEY CRKEY KEY2" (OP register, acquire or release;
+// numbers in C notation) sends that reservation command through the head.
+// It carries what the PR ioctls cannot express (unregister, IEKEY with a
+// key); a reservation conflict fails the write with EBADE. The value is
+// never logged.
+type ReservationCommander interface {
+	ReservationCommand(line string) error
 }
 
 // BlockGeometry is an optional HeadSource capability adding nuse,

@@ -1,6 +1,7 @@
 package sysfsview
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path"
@@ -19,6 +20,7 @@ const (
 	ModeRO      = 0o444 // read-only attribute
 	ModeRW      = 0o644 // writable attribute
 	ModeTrigger = 0o200 // write-only trigger
+	ModeBin     = 0o400 // root-only binary attribute (sysfs bin_attribute)
 )
 
 // Node is one directory entry: *Dir, *Attr or *Symlink. Ino is unique within a
@@ -42,6 +44,12 @@ type Attr struct {
 	Store func(string) error
 	// Visible hides the attribute when it returns false; nil means always visible.
 	Visible func() bool
+	// Read, for a binary attribute (a sysfs bin_attribute) whose content
+	// comes from the device, returns the whole content or an error (with
+	// an Errno method for its errno); each open calls it instead of Show.
+	Read func(ctx context.Context) ([]byte, error)
+	// Secret keeps the written value out of the log (it holds keys).
+	Secret bool
 
 	ino uint64
 }
@@ -210,7 +218,11 @@ func (t *Tree) addAttrs(d *Dir, where string, attrs ...*Attr) {
 			name := where + "/" + a.Name
 			a.Store = func(v string) error {
 				if err := st(v); err != nil {
-					t.log.Warn(fmt.Sprintf("%s: write %s rejected: %s", name, strconv.Quote(v), reason(err)))
+					shown := strconv.Quote(v)
+					if a.Secret {
+						shown = "(value not logged)"
+					}
+					t.log.Warn(fmt.Sprintf("%s: write %s rejected: %s", name, shown, reason(err)))
 					return fmt.Errorf("%s: %w", name, err)
 				}
 				return nil

@@ -8,6 +8,7 @@
 //	mpathfs list-subsys [-v] [-o json] [MOUNTPOINT]
 //	mpathfs show-topology [-v] [-r namespace|ctrl|multipath] [-o json] [MOUNTPOINT]
 //	mpathfs discover traddr=ADDR[,trsvcid=PORT,...]
+//	mpathfs resv-register|resv-acquire|resv-release|resv-report NSFILE [nvme-cli options]
 //	mpathfs CONFIG.toml MOUNTPOINT [-o OPTS]   (as mount.fuse3 helper: mount -t fuse.mpathfs)
 package main
 
@@ -36,6 +37,11 @@ commands:
   list-subsys [-v] [-o json] [MOUNTPOINT]
   show-topology [-v] [-r namespace|ctrl|multipath] [-o json] [MOUNTPOINT]
         print the mounted tree like nvme-cli
+  resv-register NSFILE [--crkey K] [--nrkey K] [--rrega 0|1|2] [--iekey]
+  resv-acquire NSFILE [--crkey K] [--prkey K] [--rtype T] [--racqa 0|1|2] [--iekey]
+  resv-release NSFILE [--crkey K] [--rtype T] [--rrela 0|1] [--iekey]
+  resv-report NSFILE [-o json]
+        persistent reservations on a namespace file, like nvme-cli's resv-*
   discover [--connect] traddr=ADDR[,trsvcid=PORT,...]
         print a discovery log like 'nvme discover'
   ramfs [--size 1G] MOUNTPOINT
@@ -75,6 +81,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdListSubsys(rest, stdout)
 	case "show-topology":
 		err = cmdShowTopology(rest, stdout)
+	case "resv-register":
+		err = cmdResvRegister(rest, stdout)
+	case "resv-acquire":
+		err = cmdResvAcquire(rest, stdout)
+	case "resv-release":
+		err = cmdResvRelease(rest, stdout)
+	case "resv-report":
+		err = cmdResvReport(rest, stdout)
 	case "discover":
 		err = cmdDiscover(ctx, rest, stdout, stderr)
 	case "ramfs":

@@ -2,11 +2,15 @@ package daemon
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mpathfs/mpathfs/fusefs"
 	"github.com/mpathfs/mpathfs/mpath"
+	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/multipath"
 	"github.com/mpathfs/mpathfs/sysfsview"
 )
@@ -124,6 +128,51 @@ func (s *headSource) Counters() sysfsview.HeadCounters {
 }
 
 var _ sysfsview.BlockGeometry = (*headSource)(nil)
+
+// ReservationReport is resv_report: the head's Reservation Report data.
+func (s *headSource) ReservationReport(ctx context.Context) ([]byte, error) {
+	return multipath.NewReservations(s.h).Report(ctx)
+}
+
+// ReservationCommand is resv_command: "OP ACTION RTYPE IEKEY CRKEY KEY2".
+func (s *headSource) ReservationCommand(line string) error {
+	f := strings.Fields(line)
+	ops := map[string]nvme.IOOpcode{"register": nvme.IOReservationRegister, "acquire": nvme.IOReservationAcquire, "release": nvme.IOReservationRelease}
+	op, ok := ops[strings.ToLower(firstOr(f))]
+	if len(f) != 6 || !ok {
+		return &sysfsview.StoreError{Value: "", Code: syscall.EINVAL}
+	}
+	var n [5]uint64
+	for i, w := range f[1:] {
+		v, err := strconv.ParseUint(w, 0, 64)
+		if err != nil || (i < 3 && v > 0xff) || (i == 2 && v > 1) {
+			return &sysfsview.StoreError{Value: "", Code: syscall.EINVAL}
+		}
+		n[i] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), triggerTimeout)
+	defer cancel()
+	sts, err := multipath.NewReservations(s.h).Command(ctx, op, uint8(n[0]), nvme.ReservationType(n[1]), n[2] == 1, n[3], n[4])
+	if err != nil {
+		return err
+	}
+	switch sts {
+	case 0:
+		return nil
+	case multipath.PRStatusReservationConflict:
+		return syscall.EBADE
+	case multipath.PRStatusPathFailed:
+		return syscall.ENOLINK
+	}
+	return syscall.EIO
+}
+
+func firstOr(f []string) string {
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
 
 func (s *headSource) LogicalBlockSize() uint32 { return s.h.Info().BlockSize }
 func (s *headSource) MetadataBytes() uint32    { return 0 }

@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -165,4 +169,96 @@ func TestReservationHolderSurvivesFailover(t *testing.T) {
 	}
 	wantPR(t, "A", fa, "ret 0", "clear", "0xA1")
 	wantIO(t, "B", fb, true, nil)
+}
+
+var (
+	cliOnce sync.Once
+	cliBin  string
+	cliErr  error
+)
+
+// mpathfsCLI builds cmd/mpathfs once per test binary.
+func mpathfsCLI(t *testing.T) string {
+	t.Helper()
+	cliOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mpathfs-cli")
+		if err != nil {
+			cliErr = err
+			return
+		}
+		cliBin = filepath.Join(dir, "mpathfs")
+		out, err := exec.Command("go", "build", "-o", cliBin, "github.com/mpathfs/mpathfs/cmd/mpathfs").CombinedOutput()
+		if err != nil {
+			cliErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	if cliErr != nil {
+		t.Fatal(cliErr)
+	}
+	return cliBin
+}
+
+// cli runs the mpathfs CLI and returns its output and whether it exited 0.
+func cli(t *testing.T, args ...string) (string, bool) {
+	t.Helper()
+	out, err := run(t, mpathfsCLI(t), args...)
+	t.Logf("$ mpathfs %s\n%s", strings.Join(args, " "), out)
+	return out, err == nil
+}
+
+func wantCLI(t *testing.T, wantOK bool, wantOut string, args ...string) string {
+	t.Helper()
+	out, ok := cli(t, args...)
+	if ok != wantOK || !strings.Contains(out, wantOut) {
+		t.Fatalf("mpathfs %v: ok %v, output %q; want ok %v containing %q", args, ok, out, wantOK, wantOut)
+	}
+	return out
+}
+
+// TestReservationsCLI: the nvme-cli-shaped resv-* commands against two
+// hosts; resv-report prints nvme-cli 2.3's text and JSON.
+func TestReservationsCLI(t *testing.T) {
+	requireFUSE(t)
+	a := newEnv(t, envConfig{HostID: hostA})
+	bcfg := a.cfg
+	bcfg.Reuse, bcfg.HostID = a.setup, hostB
+	b := newEnv(t, bcfg)
+	fa, fb := a.path("nvme0n1"), b.path("nvme0n1")
+
+	wantCLI(t, true, "NVME Reservation  success", "resv-register", fa, "--nrkey=0xa1", "--rrega=0")
+	wantCLI(t, true, "NVME Reservation Acquire success", "resv-acquire", fa, "--crkey=0xa1", "--rtype=3", "--racqa=0")
+	wantCLI(t, false, "Reservation Conflict", "resv-acquire", fb, "--crkey=0xb1", "--rtype=3", "--racqa=0")
+	wantCLI(t, true, "NVME Reservation  success", "resv-register", fb, "-k", "0xb1")
+	wantCLI(t, true, "NVME Reservation  success", "resv-register", fb, "--crkey=0xb1", "--nrkey=0xb2", "--rrega=2")
+	out := wantCLI(t, true, "regctlext[1] :", "resv-report", fb)
+	want := "\nNVME Reservation status:\n\ngen       : 3\nrtype     : 3\nregctl    : 2\nptpls     : 0\n" +
+		"regctlext[0] :\n  cntlid     : 1\n  rcsts      : 1\n  rkey       : a1\n  hostid     : a0a1a2a3a4a54aa78aa9aaabacadae1\n" +
+		"regctlext[1] :\n  cntlid     : 3\n  rcsts      : 0\n  rkey       : b2\n  hostid     : b0b1b2b3b4b54bb78bb9babbbcbdbe2\n\n"
+	if out != want {
+		t.Fatalf("resv-report:\n%q\nwant\n%q", out, want)
+	}
+	js := wantCLI(t, true, `"regctlext":[`, "resv-report", fa, "-o", "json")
+	var doc struct {
+		Gen, Rtype, Regctl int
+		Regctlext          []struct {
+			Cntlid, Rcsts int
+			Rkey          uint64
+			Hostid        string
+		}
+	}
+	if err := json.Unmarshal([]byte(js), &doc); err != nil || doc.Gen != 3 || doc.Rtype != 3 || len(doc.Regctlext) != 2 ||
+		doc.Regctlext[1].Rkey != 0xb2 || doc.Regctlext[1].Hostid != "b0b1b2b3b4b54bb78bb9babbbcbdbe02" {
+		t.Fatalf("resv-report -o json: %v %+v", err, doc)
+	}
+	// Unregister has no PR ioctl: it goes through resv_command.
+	wantCLI(t, true, "NVME Reservation  success", "resv-register", fb, "--crkey=0xb2", "--rrega=1")
+	wantIO(t, "B", fb, true, syscall.EBADE)
+	wantCLI(t, false, "Reservation Conflict", "resv-register", fb, "--crkey=0xb2", "--rrega=1")
+	wantCLI(t, false, "invalid argument", "resv-acquire", fa, "--crkey=0xa1", "--rtype=9")
+	wantCLI(t, true, "NVME Reservation Release success", "resv-release", fa, "--crkey=0xa1", "--rtype=3")
+	wantCLI(t, true, "NVME Reservation Release success", "resv-release", fa, "--crkey=0xa1", "--rrela=1")
+	wantCLI(t, true, "regctl    : 0\n", "resv-report", fa)
+	if n := a.logs.Count("0xa1") + b.logs.Count("0xb2") + a.logs.Count("0xA1"); n != 0 {
+		t.Errorf("keys appear %d times in the daemon logs", n)
+	}
 }

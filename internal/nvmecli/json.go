@@ -10,7 +10,7 @@ import (
 // parent's indent, and a newline after the document. encoding/json cannot produce that, so
 // this file holds a tiny ordered document model that can.
 
-// jvalue is one of: string, int64, jobject, jarray.
+// jvalue is one of: string, int64, uint64, jobject, jarray.
 type jvalue any
 
 type jmember struct {
@@ -36,6 +36,8 @@ func writeJValue(b *strings.Builder, v jvalue, indent int) {
 		writeJString(b, x)
 	case int64:
 		b.WriteString(strconv.FormatInt(x, 10))
+	case uint64:
+		b.WriteString(strconv.FormatUint(x, 10))
 	case jobject:
 		b.WriteByte('{')
 		for i, m := range x {

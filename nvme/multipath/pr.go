@@ -280,13 +280,6 @@ func (rs *Reservations) Register(ctx context.Context, old, new uint64, flags uin
 	return rs.send(ctx, cmd, old, new, nvme.ResvRegisterDataSize)
 }
 
-// Unregister sends Reservation Register with RREGA 001 (no pr_ops
-// counterpart: IOC_PR_REGISTER never unregisters on NVMe).
-func (rs *Reservations) Unregister(ctx context.Context, key uint64, iekey bool) (int32, error) {
-	cmd := nvme.NewReservationRegister(0, nvme.ResvUnregister, iekey, nvme.ResvPTPLNoChange)
-	return rs.send(ctx, cmd, key, 0, nvme.ResvRegisterDataSize)
-}
-
 // Reserve is pr_reserve (IOC_PR_RESERVE): Acquire with rtype from typ.
 // An unknown type is EINVAL and nothing is sent.
 func (rs *Reservations) Reserve(ctx context.Context, key uint64, typ uint32, flags uint32) (int32, error) {
@@ -332,11 +325,32 @@ func (rs *Reservations) Clear(ctx context.Context, key uint64) (int32, error) {
 	return rs.send(ctx, cmd, key, 0, nvme.ResvReleaseDataSize)
 }
 
-// Acquire sends Reservation Acquire with any RACQA (the CLI's
-// resv-acquire): CRKEY crkey, PRKEY prkey.
-func (rs *Reservations) Acquire(ctx context.Context, crkey, prkey uint64, rtype nvme.ReservationType, racqa uint8, iekey bool) (int32, error) {
-	cmd := nvme.NewReservationAcquire(0, racqa, iekey, rtype)
-	return rs.send(ctx, cmd, crkey, prkey, nvme.ResvAcquireDataSize)
+// Command sends Reservation Register (op 0x0D), Acquire (0x11) or Release
+// (0x15) with any action, RTYPE and IEKEY: what nvme-cli's resv-register,
+// resv-acquire and resv-release send, for the cases the PR ioctls cannot
+// express (unregister, IEKEY with a key). key2 is NRKEY or PRKEY.
+func (rs *Reservations) Command(ctx context.Context, op nvme.IOOpcode, action uint8, rtype nvme.ReservationType, iekey bool, crkey, key2 uint64) (int32, error) {
+	if action > 7 || rtype > nvme.ResvExclusiveAccessAllRegs {
+		return 0, fmt.Errorf("reservation action %d rtype %d: %w", action, rtype, errInval)
+	}
+	switch op {
+	case nvme.IOReservationRegister:
+		if action > nvme.ResvReplace {
+			return 0, fmt.Errorf("rrega %d: %w", action, errInval)
+		}
+		return rs.send(ctx, nvme.NewReservationRegister(0, action, iekey, nvme.ResvPTPLNoChange), crkey, key2, nvme.ResvRegisterDataSize)
+	case nvme.IOReservationAcquire:
+		if action > nvme.ResvPreemptAbort || rtype == 0 {
+			return 0, fmt.Errorf("racqa %d rtype %d: %w", action, rtype, errInval)
+		}
+		return rs.send(ctx, nvme.NewReservationAcquire(0, action, iekey, rtype), crkey, key2, nvme.ResvAcquireDataSize)
+	case nvme.IOReservationRelease:
+		if action > nvme.ResvClear || (action == nvme.ResvRelease && rtype == 0) {
+			return 0, fmt.Errorf("rrela %d rtype %d: %w", action, rtype, errInval)
+		}
+		return rs.send(ctx, nvme.NewReservationRelease(0, action, iekey, rtype), crkey, 0, nvme.ResvReleaseDataSize)
+	}
+	return 0, fmt.Errorf("opcode 0x%02x: %w", uint8(op), errInval)
 }
 
 // reportReq is the mpath.Request argument of a Reservation Report: a
