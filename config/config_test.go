@@ -24,6 +24,7 @@ fence_writes = "off"
 
 [fuse]
 max_write = 131072
+memory_limit_mib = 200
 
 [log]
 level = "debug"
@@ -56,7 +57,7 @@ func TestParseGood(t *testing.T) {
 	if c.Multipath.IOPolicy != mpath.PolicyRoundRobin || c.Multipath.DelayedRemovalSecs != 30 || c.Multipath.FenceWrites {
 		t.Errorf("multipath %+v", c.Multipath)
 	}
-	if c.FUSE.MaxWrite != 131072 || c.FUSE.MaxBackground != 128 {
+	if c.FUSE.MaxWrite != 131072 || c.FUSE.MaxBackground != 128 || c.FUSE.MemoryLimitMiB != 200 {
 		t.Errorf("fuse %+v", c.FUSE)
 	}
 	if c.Log.Level != "debug" || c.Log.Format != "json" {
@@ -91,6 +92,7 @@ func TestParseErrors(t *testing.T) {
 		{"iopolicy wrong type", "[multipath]\niopolicy = 3\n", "x.toml:2: multipath.iopolicy: want a string"},
 		{"bad fence", "[multipath]\nfence_writes = \"maybe\"\n", "x.toml:2: multipath.fence_writes: want \"kato\" or \"off\""},
 		{"max_write too big", "[fuse]\nmax_write = 2097152\n", "x.toml:2: fuse.max_write: out of range"},
+		{"memory_limit_mib negative", "[fuse]\nmemory_limit_mib = -1\n", "x.toml:2: fuse.memory_limit_mib: out of range"},
 		{"bad log level", "[log]\nlevel = \"loud\"\n", "x.toml:2: log.level:"},
 		{"unknown controller key", "[[controller]]\ntraddr = \"a\"\nnqn = \"n\"\ncolour = \"red\"\n", "x.toml:4: controller[0].colour: "},
 		{"bad controller value", "[[controller]]\ntraddr = \"a\"\nnqn = \"n\"\nkeep_alive_tmo = \"soon\"\n", "x.toml:4: controller[0].keep_alive_tmo:"},

@@ -15,6 +15,7 @@ import (
 	"github.com/mpathfs/mpathfs/config"
 	"github.com/mpathfs/mpathfs/fusefs"
 	"github.com/mpathfs/mpathfs/internal/daemon"
+	"github.com/mpathfs/mpathfs/internal/memlimit"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
@@ -32,7 +33,7 @@ func (f *mountFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.config, "c", "", "configuration file (TOML)")
 	fs.Var(&f.connect, "connect", "connect a controller: kernel fabrics options, e.g. traddr=10.0.0.1,trsvcid=4420,nqn=NQN (repeatable)")
 	fs.Var(&f.discover, "discover", "connect every entry of a discovery log: traddr=ADDR[,trsvcid=8009][,persistent] (repeatable; persistent follows discovery-log-change AENs)")
-	fs.Var(&f.fuseOpts, "o", "FUSE options: allow_other, debug, max_write=N, max_background=N, max_readers=N, gomaxprocs=N (comma separated, repeatable)")
+	fs.Var(&f.fuseOpts, "o", "FUSE options: allow_other, debug, max_write=N, max_background=N, max_readers=N, gomaxprocs=N, memory_limit_mib=N (comma separated, repeatable)")
 	f.log.register(fs)
 }
 
@@ -127,6 +128,8 @@ func applyFUSEOpts(f *config.FUSE, opts []string) error {
 				f.MaxReaders, err = num(0, 1024)
 			case "gomaxprocs":
 				f.GoMaxProcs, err = num(0, 1024)
+			case "memory_limit_mib":
+				f.MemoryLimitMiB, err = num(0, 1<<20)
 			case "rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto", "user", "nouser", "defaults", "_netdev", "nofail", "x-systemd.automount":
 			default:
 				if strings.HasPrefix(k, "x-") {
@@ -168,6 +171,7 @@ func cmdMount(ctx context.Context, args []string, stderr io.Writer) error {
 func serve(ctx context.Context, cfg *config.Config, dir string, lf logFlags, stderr io.Writer, ready func()) error {
 	log := lf.logger(stderr, cfg.Log.Level, cfg.Log.Format)
 	setGoMaxProcs(cfg.FUSE, log)
+	log.Debug("memory limit", "bytes", memlimit.SetLimit(cfg.FUSE.MemoryLimitMiB))
 	d := daemon.New(cfg, log)
 	if err := d.ConnectAll(ctx); err != nil {
 		_ = d.Close(context.Background())

@@ -11,6 +11,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/mpathfs/mpathfs/fusefs"
+	"github.com/mpathfs/mpathfs/internal/memlimit"
 )
 
 // Mount is a served mpathfs tree.
@@ -60,6 +61,17 @@ func (d *Daemon) Mount(dir string, opts fusefs.Options) (*Mount, error) {
 	return m, nil
 }
 
+// ioCount is the number of I/Os completed and in flight on every head: the
+// activity the memory trimmer watches to give buffers back when I/O stops.
+func (d *Daemon) ioCount() uint64 {
+	var n uint64
+	for _, dev := range d.Devices() {
+		s := dev.Head().Stats()
+		n += s.ReadIOs + s.WriteIOs + s.DiscardIOs + s.FlushIOs + s.InFlight
+	}
+	return n
+}
+
 // Dir is the mount point.
 func (m *Mount) Dir() string { return m.dir }
 
@@ -93,6 +105,9 @@ func (m *Mount) Unmount() error {
 // outside, then shuts down cleanly: unmount (in-flight requests finish),
 // Flush every namespace, shut every controller down with CC.SHN.
 func (d *Daemon) Serve(ctx context.Context, m *Mount) error {
+	tctx, stopTrim := context.WithCancel(context.Background())
+	defer stopTrim()
+	go (&memlimit.Trimmer{}).Run(tctx, time.Second, d.ioCount)
 	done := make(chan struct{})
 	go func() {
 		m.Wait()
