@@ -9,6 +9,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"sort"
@@ -30,6 +31,7 @@ type Config struct {
 	Multipath   Multipath
 	FUSE        FUSE
 	Log         Log
+	Metrics     Metrics
 	Controllers []fabrics.Options // connect options, host identity filled in
 	Discovery   []Discovery
 }
@@ -82,6 +84,12 @@ type Log struct {
 	Format string // text or json
 }
 
+// Metrics is the [metrics] table: the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the host:port serving /metrics; empty: no endpoint.
+	Listen string
+}
+
 // Discovery is one [[discovery]] entry: a discovery controller whose log
 // entries are all connected (like `nvme connect-all`).
 type Discovery struct {
@@ -117,6 +125,7 @@ type rawFile struct {
 	Multipath  map[string]any   `toml:"multipath"`
 	FUSE       map[string]any   `toml:"fuse"`
 	Log        map[string]any   `toml:"log"`
+	Metrics    map[string]any   `toml:"metrics"`
 	Controller []map[string]any `toml:"controller"`
 	Discovery  []map[string]any `toml:"discovery"`
 }
@@ -149,6 +158,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	if err := p.log(raw.Log, &c.Log); err != nil {
+		return nil, err
+	}
+	if err := p.metrics(raw.Metrics, &c.Metrics); err != nil {
 		return nil, err
 	}
 	base := fabrics.DefaultOptions()
@@ -374,6 +386,37 @@ func (p *parser) log(m map[string]any, l *Log) error {
 			return nil
 		},
 	})
+}
+
+func (p *parser) metrics(m map[string]any, mt *Metrics) error {
+	return p.fields("metrics", m, map[string]func(any) error{
+		"listen": func(v any) error {
+			s, err := asString(v)
+			if err != nil {
+				return err
+			}
+			if err := CheckListen(s); err != nil {
+				return err
+			}
+			mt.Listen = s
+			return nil
+		},
+	})
+}
+
+// CheckListen validates a host:port listen address ("" means off).
+func CheckListen(s string) error {
+	if s == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("want host:port, got %q", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("want a port 0..65535, got %q", port)
+	}
+	return nil
 }
 
 // fabrics turns a [[controller]] or [[discovery]] table into connect

@@ -30,6 +30,9 @@ memory_limit_mib = 200
 level = "debug"
 format = "json"
 
+[metrics]
+listen = "127.0.0.1:9563"
+
 [[controller]]
 traddr = "127.0.0.1"
 trsvcid = "4420"
@@ -56,6 +59,9 @@ func TestParseGood(t *testing.T) {
 	}
 	if c.Multipath.IOPolicy != mpath.PolicyRoundRobin || c.Multipath.DelayedRemovalSecs != 30 || c.Multipath.FenceWrites {
 		t.Errorf("multipath %+v", c.Multipath)
+	}
+	if c.Metrics.Listen != "127.0.0.1:9563" {
+		t.Errorf("metrics %+v", c.Metrics)
 	}
 	if c.FUSE.MaxWrite != 131072 || c.FUSE.MaxBackground != 128 || c.FUSE.MemoryLimitMiB != 200 {
 		t.Errorf("fuse %+v", c.FUSE)
@@ -94,6 +100,8 @@ func TestParseErrors(t *testing.T) {
 		{"max_write too big", "[fuse]\nmax_write = 2097152\n", "x.toml:2: fuse.max_write: out of range"},
 		{"memory_limit_mib negative", "[fuse]\nmemory_limit_mib = -1\n", "x.toml:2: fuse.memory_limit_mib: out of range"},
 		{"bad log level", "[log]\nlevel = \"loud\"\n", "x.toml:2: log.level:"},
+		{"metrics listen without port", "[metrics]\nlisten = \"localhost\"\n", "x.toml:2: metrics.listen: want host:port"},
+		{"metrics listen bad port", "[metrics]\nlisten = \":http\"\n", "x.toml:2: metrics.listen: want a port"},
 		{"unknown controller key", "[[controller]]\ntraddr = \"a\"\nnqn = \"n\"\ncolour = \"red\"\n", "x.toml:4: controller[0].colour: "},
 		{"bad controller value", "[[controller]]\ntraddr = \"a\"\nnqn = \"n\"\nkeep_alive_tmo = \"soon\"\n", "x.toml:4: controller[0].keep_alive_tmo:"},
 		{"missing nqn", "[[controller]]\ntraddr = \"a\"\n", "x.toml:1: controller[0]: "},

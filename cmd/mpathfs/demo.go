@@ -29,6 +29,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	queues := fs.Int("nr-io-queues", 2, "I/O queues (TCP connections) per controller")
 	var fuseOpts multiFlag
 	fs.Var(&fuseOpts, "o", "FUSE options (see mount)")
+	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics on HOST:PORT")
 	var lf logFlags
 	lf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -60,6 +61,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := applyFUSEOpts(&cfg.FUSE, fuseOpts); err != nil {
 		return err
 	}
+	if err := config.CheckListen(*metricsListen); err != nil {
+		return fmt.Errorf("--metrics-listen: %w", err)
+	}
+	cfg.Metrics.Listen = *metricsListen
 	log := lf.logger(stderr, cfg.Log.Level, cfg.Log.Format)
 	setup, err := demo.Start(demo.Config{Addrs: addrs, NSSize: nsSize}, log.Named("target"))
 	if err != nil {

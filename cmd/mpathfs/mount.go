@@ -16,6 +16,7 @@ import (
 	"github.com/mpathfs/mpathfs/fusefs"
 	"github.com/mpathfs/mpathfs/internal/daemon"
 	"github.com/mpathfs/mpathfs/internal/memlimit"
+	"github.com/mpathfs/mpathfs/internal/metrics"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
@@ -26,6 +27,7 @@ type mountFlags struct {
 	connect  multiFlag
 	discover multiFlag
 	fuseOpts multiFlag
+	metrics  string
 	log      logFlags
 }
 
@@ -34,6 +36,7 @@ func (f *mountFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.connect, "connect", "connect a controller: kernel fabrics options, e.g. traddr=10.0.0.1,trsvcid=4420,nqn=NQN (repeatable)")
 	fs.Var(&f.discover, "discover", "connect every entry of a discovery log: traddr=ADDR[,trsvcid=8009][,persistent] (repeatable; persistent follows discovery-log-change AENs)")
 	fs.Var(&f.fuseOpts, "o", "FUSE options: allow_other, debug, max_write=N, max_background=N, max_readers=N, gomaxprocs=N, memory_limit_mib=N (comma separated, repeatable)")
+	fs.StringVar(&f.metrics, "metrics-listen", "", "serve Prometheus /metrics on HOST:PORT (overrides [metrics] listen)")
 	f.log.register(fs)
 }
 
@@ -96,6 +99,12 @@ func (f *mountFlags) load() (*config.Config, error) {
 	}
 	if err := applyFUSEOpts(&cfg.FUSE, f.fuseOpts); err != nil {
 		return nil, err
+	}
+	if f.metrics != "" {
+		if err := config.CheckListen(f.metrics); err != nil {
+			return nil, fmt.Errorf("--metrics-listen: %w", err)
+		}
+		cfg.Metrics.Listen = f.metrics
 	}
 	return cfg, nil
 }
@@ -185,6 +194,15 @@ func serve(ctx context.Context, cfg *config.Config, dir string, lf logFlags, std
 		return err
 	}
 	log.Info("mounted", "dir", dir, "namespaces", len(d.Devices()))
+	if cfg.Metrics.Listen != "" {
+		ms, err := metrics.Listen(cfg.Metrics.Listen, d.Tree(), log.Named("metrics"))
+		if err != nil {
+			_ = m.Unmount()
+			_ = d.Close(context.Background())
+			return err
+		}
+		defer func() { _ = ms.Close(context.Background()) }()
+	}
 	if ready != nil {
 		ready()
 	}
