@@ -6,7 +6,11 @@ const (
 	FeatAsyncEventConfig = 0x0B
 	FeatTimestamp        = 0x0E
 	FeatKeepAliveTimer   = 0x0F
+	FeatResvNotifyMask   = 0x83 // per namespace; bit N set masks notification type N
 )
+
+// ResvNotifyMaskAll masks every reservation notification type (1..3).
+const ResvNotifyMaskAll = 1<<ResvNotifyRegPreempt | 1<<ResvNotifyReleased | 1<<ResvNotifyResvPreempt
 
 // Asynchronous Event Configuration bits (CDW11 of FeatAsyncEventConfig),
 // the same bits as Identify OAES.

@@ -1,5 +1,10 @@
 package nvme
 
+import (
+	"encoding/binary"
+	"fmt"
+)
+
 // Log page identifiers (reference §4.2).
 const (
 	LogError      = 0x01
@@ -59,4 +64,62 @@ func ParseAsyncEvent(dw0 uint32) AsyncEvent {
 // DW0 encodes e as an AER completion DW0.
 func (e AsyncEvent) DW0() uint32 {
 	return uint32(e.Type&7) | uint32(e.Info)<<8 | uint32(e.LogPage)<<16
+}
+
+// AENResvLogAvailable is the AEN DW0 of "Reservation Log Page Available"
+// (I/O command set specific event, info 0, log 0x80).
+const AENResvLogAvailable = 0x00800006
+
+// Reservation Notification log page types (§ Reservation Notification).
+const (
+	ResvNotifyEmpty       = 0
+	ResvNotifyRegPreempt  = 1 // Registration Preempted
+	ResvNotifyReleased    = 2 // Reservation Released
+	ResvNotifyResvPreempt = 3 // Reservation Preempted
+)
+
+// ResvNotifyLogSize is the size of one Reservation Notification log page.
+const ResvNotifyLogSize = 64
+
+// ResvNotification is one Reservation Notification log page: Count is the
+// log page count (0: the log is empty; a gap means lost pages), Available
+// the number of further pages the controller holds.
+type ResvNotification struct {
+	Count     uint64
+	Type      uint8
+	Available uint8
+	NSID      uint32
+}
+
+// AppendBinary appends the 64-byte log page.
+func (n ResvNotification) AppendBinary(b []byte) []byte {
+	var p [ResvNotifyLogSize]byte
+	binary.LittleEndian.PutUint64(p[0:], n.Count)
+	p[8], p[9] = n.Type, n.Available
+	binary.LittleEndian.PutUint32(p[12:], n.NSID)
+	return append(b, p[:]...)
+}
+
+// ParseResvNotification decodes a Reservation Notification log page.
+func ParseResvNotification(b []byte) (ResvNotification, error) {
+	if len(b) < 16 {
+		return ResvNotification{}, fmt.Errorf("reservation notification log: %d bytes, want %d: %w", len(b), ResvNotifyLogSize, ErrShort)
+	}
+	return ResvNotification{Count: binary.LittleEndian.Uint64(b[0:]), Type: b[8], Available: b[9],
+		NSID: binary.LittleEndian.Uint32(b[12:])}, nil
+}
+
+// ResvNotifyTypeString names a notification type as the log line prints it.
+func ResvNotifyTypeString(t uint8) string {
+	switch t {
+	case ResvNotifyEmpty:
+		return "empty"
+	case ResvNotifyRegPreempt:
+		return "registration preempted"
+	case ResvNotifyReleased:
+		return "reservation released"
+	case ResvNotifyResvPreempt:
+		return "reservation preempted"
+	}
+	return fmt.Sprintf("type %d", t)
 }

@@ -38,3 +38,31 @@ func TestFeatureValues(t *testing.T) {
 		t.Fatal("AEC bits wrong")
 	}
 }
+
+func TestResvNotificationRoundTrip(t *testing.T) {
+	n := ResvNotification{Count: 7, Type: ResvNotifyRegPreempt, Available: 2, NSID: 1}
+	b := n.AppendBinary(nil)
+	if len(b) != ResvNotifyLogSize || b[8] != 1 || b[9] != 2 || b[12] != 1 {
+		t.Fatalf("layout % x", b[:16])
+	}
+	if got, err := ParseResvNotification(b); err != nil || got != n {
+		t.Fatalf("ParseResvNotification = %+v, %v", got, err)
+	}
+	if _, err := ParseResvNotification(b[:15]); err == nil {
+		t.Fatal("short page accepted")
+	}
+}
+
+func FuzzParseResvNotification(f *testing.F) {
+	f.Add(ResvNotification{Count: 1, Type: 3, NSID: 1}.AppendBinary(nil))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n, err := ParseResvNotification(b)
+		if err != nil {
+			return
+		}
+		if got, _ := ParseResvNotification(n.AppendBinary(nil)); got != n {
+			t.Fatalf("round trip %+v -> %+v", n, got)
+		}
+	})
+}

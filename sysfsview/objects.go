@@ -172,6 +172,7 @@ func (t *Tree) AddController(name, subsys string, info ControllerInfo, src Contr
 		ro("command_error_count", func() string { return uintLine(src.Counters().CommandErrors) }),
 		ro("reset_count", func() string { return uintLine(src.Counters().Resets) }),
 		ro("reconnect_count", func() string { return uintLine(src.Counters().Reconnects) }),
+		ro("reservation_notification_count", func() string { return uintLine(src.Counters().ResvNotifications) }),
 	)
 	if err := t.link(s.dir, name, "../../nvme/"+name); err != nil {
 		return err

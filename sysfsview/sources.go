@@ -32,6 +32,9 @@ type ControllerCounters struct {
 	CommandErrors uint64 // command_error_count
 	Resets        uint64 // reset_count
 	Reconnects    uint64 // reconnect_count
+	// ResvNotifications counts Reservation Notification log pages read
+	// (reservation_notification_count).
+	ResvNotifications uint64
 }
 
 // DefaultIOPolicies returns the iopolicy names the kernel accepts.

@@ -74,9 +74,11 @@ func (s *ctrlSource) Counters() sysfsview.ControllerCounters {
 	}); ok {
 		var out sysfsview.ControllerCounters
 		out.CommandErrors, out.Resets, out.Reconnects = cc.Counters()
+		out.ResvNotifications = s.c.hc.ReservationNotifications()
 		return out
 	}
-	out := sysfsview.ControllerCounters{Resets: s.c.stats.resets.Load(), Reconnects: s.c.stats.reconnects.Load()}
+	out := sysfsview.ControllerCounters{Resets: s.c.stats.resets.Load(), Reconnects: s.c.stats.reconnects.Load(),
+		ResvNotifications: s.c.hc.ReservationNotifications()}
 	s.d.mu.Lock()
 	for _, p := range s.c.paths {
 		out.CommandErrors += p.mp.Counters().ErrorCount

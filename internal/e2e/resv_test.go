@@ -114,6 +114,19 @@ func TestReservationsTwoHosts(t *testing.T) {
 	wantPR(t, "B", fb, "errno ENOTSUP", "read-keys", "4")
 	wantPR(t, "A", fa, "ret 0", "preempt-abort", "0xA1", "0xB1", weRO)
 	wantIO(t, "B", fb, true, syscall.EBADE)
+	// B's two controllers each get a Reservation Log Page Available AEN and
+	// read one "registration preempted" page (nvmet notifies every
+	// controller of the preempted host).
+	b.waitFor("B's reservation notifications", 10*time.Second, func() bool {
+		return b.cat("sys/class/nvme/nvme0/diag/reservation_notification_count") == "1" &&
+			b.cat("sys/class/nvme/nvme1/diag/reservation_notification_count") == "1"
+	})
+	if n := b.logs.Count("reservation notification: registration preempted: nsid=1"); n != 2 {
+		t.Errorf("B logged %d registration-preempted lines, want 2", n)
+	}
+	if n := a.cat("sys/class/nvme/nvme0/diag/reservation_notification_count"); n != "0" {
+		t.Errorf("A (the preempter) counted %s notifications", n)
+	}
 	wantIO(t, "A", fa, true, nil)
 	wantPR(t, "A", fa, "ret 0", "release", "0xA1", weRO)
 	wantIO(t, "B", fb, true, nil)

@@ -49,6 +49,7 @@ type assoc struct {
 	anaKick  chan struct{}
 	scanKick chan struct{}
 	discKick chan struct{}
+	resvKick chan struct{}
 }
 
 // markLost records when the association was found lost (first caller
@@ -74,7 +75,8 @@ func kick(ch chan struct{}) {
 func (c *Controller) setupAssoc(ctx context.Context) (a *assoc, err error) {
 	o := c.opts
 	a = &assoc{c: c, kato: o.KeepAliveTmo, discovery: c.discovery,
-		anaKick: make(chan struct{}, 1), scanKick: make(chan struct{}, 1), discKick: make(chan struct{}, 1)}
+		anaKick: make(chan struct{}, 1), scanKick: make(chan struct{}, 1), discKick: make(chan struct{}, 1),
+		resvKick: make(chan struct{}, 1)}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -118,6 +120,9 @@ func (c *Controller) setupAssoc(ctx context.Context) (a *assoc, err error) {
 		}
 	}
 	c.configureAEN(ctx, a)
+	if !a.discovery {
+		c.enableResvNotify(ctx, a)
+	}
 	if !a.discovery {
 		c.scanMu.Lock()
 		a.ns, err = c.scan(ctx, a)
@@ -371,6 +376,49 @@ func (c *Controller) configureAEN(ctx context.Context, a *assoc) {
 	}
 }
 
+// enableResvNotify unmasks every Reservation Notification (Set Features
+// 0x83, mask 0, all namespaces) when the controller supports reservations.
+// A failure (a target without the feature) is only logged at debug.
+func (c *Controller) enableResvNotify(ctx context.Context, a *assoc) {
+	if a.id.ONCS&nvme.ONCSReservations == 0 {
+		return
+	}
+	cmd := nvme.NewSetFeatures(nvme.FeatResvNotifyMask, 0)
+	cmd.NSID = nvme.NSIDAll
+	if _, err := c.adminCmd(ctx, a, &cmd, nil); err != nil {
+		c.log.Debug("reservation notifications not enabled", "error", err)
+	}
+}
+
+// maxResvLogReads bounds one drain of the Reservation Notification log.
+const maxResvLogReads = 256
+
+// readResvLog drains the Reservation Notification log after its AEN: one
+// page per read (reading without RAE re-arms the event) until the log is
+// empty or reports no further pages; it counts and logs each notification.
+func (c *Controller) readResvLog(ctx context.Context, a *assoc) {
+	buf := make([]byte, nvme.ResvNotifyLogSize)
+	for range maxResvLogReads {
+		cmd := nvme.NewGetLogPage(nvme.LogResvNotify, nvme.NSIDAll, 0, false, 0, uint32(len(buf)))
+		clear(buf)
+		if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("reading reservation notification log failed", "error", err)
+			}
+			return
+		}
+		n, err := nvme.ParseResvNotification(buf)
+		if err != nil || n.Count == 0 {
+			return
+		}
+		c.resvNotices.Add(1)
+		c.log.Info(fmt.Sprintf("reservation notification: %s", nvme.ResvNotifyTypeString(n.Type)), "nsid", n.NSID, "count", n.Count)
+		if n.Available == 0 {
+			return
+		}
+	}
+}
+
 // adminCmd runs one admin command on a with the admin timeout. It returns
 // nil iff the command succeeded; a controller error as nvme.Status; a
 // timeout or queue loss starts error recovery (if a is the live
@@ -508,6 +556,8 @@ func (a *assoc) aerLoop() {
 			kick(a.scanKick)
 		case ev.Type == nvme.AENTypeNotice && ev.Info == nvme.AENInfoDiscoveryChange:
 			kick(a.discKick)
+		case ev.Type == nvme.AENTypeIOCS && ev.Info == 0 && ev.LogPage == nvme.LogResvNotify:
+			kick(a.resvKick)
 		case ev.Type == nvme.AENTypeError && ev.Info == 0x03:
 			c.log.Error("persistent internal error, resetting controller")
 			c.resetAsync(a, errors.New("async event: persistent internal error"))
@@ -536,6 +586,8 @@ func (a *assoc) worker() {
 			if err := c.rescan(a.ctx, a); err != nil && a.ctx.Err() == nil {
 				c.log.Warn("namespace scan failed", "error", err)
 			}
+		case <-a.resvKick:
+			c.readResvLog(a.ctx, a)
 		case <-a.discKick:
 			c.pushEvent(DiscoveryChanged)
 			if f := c.onDiscovery; f != nil {

@@ -115,6 +115,7 @@ type Controller struct {
 	cur             atomic.Pointer[assoc]
 	geom            atomic.Pointer[map[uint32]nsGeom]
 	failfastExpired atomic.Bool
+	resvNotices     atomic.Uint64 // Reservation Notification log pages read
 	rr              atomic.Uint32
 
 	events    *eventQueue
@@ -288,6 +289,10 @@ func (c *Controller) Subscribe(fn func(Event)) (cancel func()) { return c.events
 
 // Options returns the connect options in effect (host NQN/ID resolved).
 func (c *Controller) Options() fabrics.Options { return c.opts }
+
+// ReservationNotifications is the number of Reservation Notification log
+// pages read (diag/reservation_notification_count).
+func (c *Controller) ReservationNotifications() uint64 { return c.resvNotices.Load() }
 
 // HostID is the Host Identifier sent in Connect: reservations belong to it.
 func (c *Controller) HostID() [16]byte { return c.opts.HostID }

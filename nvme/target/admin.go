@@ -224,6 +224,9 @@ func (c *conn) getLogPage(ctrl *Controller, r *request) {
 	case lid == nvme.LogANA:
 		full = ctrl.anaLog(lsp&nvme.LSPANAGroupsOnly != 0).AppendBinary(nil)
 		clearBit = nvme.AENCfgANAChange
+	case lid == nvme.LogResvNotify:
+		full = ctrl.popResvLog().AppendBinary(nil)
+		clearBit = aenResvLog
 	default:
 		c.complete(r, nvme.StatusInvalidField|nvme.StatusDNR, 0)
 		return
@@ -326,6 +329,23 @@ func (c *conn) setFeatures(ctrl *Controller, r *request) (nvme.Status, uint32) {
 	case fid == nvme.FeatKeepAliveTimer:
 		ctrl.setKATO(time.Duration(v) * time.Millisecond)
 		return 0, 0
+	case fid == nvme.FeatResvNotifyMask && !ctrl.discovery:
+		// nvmet_set_feat_resv_notif_mask: one namespace, or all with NSID FFFFFFFFh.
+		if v&^nvme.ResvNotifyMaskAll != 0 {
+			return nvme.StatusInvalidField | nvme.StatusDNR, 0
+		}
+		if r.cmd.NSID == nvme.NSIDAll {
+			for _, ns := range ctrl.s.namespaces() {
+				ns.resv.mask.Store(v)
+			}
+			return 0, v
+		}
+		ns := ctrl.s.namespace(r.cmd.NSID)
+		if ns == nil {
+			return nvme.StatusInvalidNamespace | nvme.StatusDNR, 0
+		}
+		ns.resv.mask.Store(v)
+		return 0, v
 	}
 	return nvme.StatusInvalidField | nvme.StatusDNR, 0
 }
@@ -352,6 +372,12 @@ func (c *conn) getFeatures(ctrl *Controller, r *request) (nvme.Status, uint32) {
 		return 0, ctrl.aec
 	case fid == nvme.FeatKeepAliveTimer:
 		return 0, uint32(ctrl.kato.Milliseconds())
+	case fid == nvme.FeatResvNotifyMask && !ctrl.discovery:
+		ns := ctrl.s.namespace(r.cmd.NSID)
+		if ns == nil {
+			return nvme.StatusInvalidNamespace | nvme.StatusDNR, 0
+		}
+		return 0, ns.resv.mask.Load()
 	}
 	return nvme.StatusInvalidField | nvme.StatusDNR, 0
 }

@@ -37,10 +37,12 @@ type Controller struct {
 	kaTimer  *time.Timer
 	admin    *conn
 	queues   map[uint16]*conn
-	aers     []uint16 // CIDs of outstanding AERs
-	events   []uint32 // AEN DW0s waiting for an AER
-	masked   uint32   // AEC bits reported and not yet cleared by reading the log
-	changed  []uint32 // changed namespace list
+	aers     []uint16                // CIDs of outstanding AERs
+	events   []uint32                // AEN DW0s waiting for an AER
+	masked   uint32                  // AEC bits reported and not yet cleared by reading the log
+	changed  []uint32                // changed namespace list
+	resvLog  []nvme.ResvNotification // Reservation Notification log pages not yet read
+	resvCnt  uint64                  // last log page count given out
 	dead     bool
 	destroyR string
 }
@@ -184,12 +186,50 @@ func (c *Controller) nsChanged(nsid uint32) {
 	c.postEvent(nvme.AENNSChanged, nvme.AENCfgNSAttr)
 }
 
+// aenResvLog stands for the Reservation Log Page Available event in the
+// AEC-bit bookkeeping of postEvent: it has no AEC bit (the Reservation
+// Notification Mask gates it) and is masked until the log is read.
+const aenResvLog = 1 << 30
+
+// maxResvLog bounds the queued notification pages; the count of a later
+// page jumps over lost ones.
+const maxResvLog = 64
+
+// resvNotify queues a Reservation Notification log page and raises
+// Reservation Log Page Available.
+func (c *Controller) resvNotify(typ uint8, nsid uint32) {
+	c.mu.Lock()
+	c.resvCnt++
+	if c.resvCnt == 0 {
+		c.resvCnt = 1
+	}
+	if len(c.resvLog) < maxResvLog {
+		c.resvLog = append(c.resvLog, nvme.ResvNotification{Count: c.resvCnt, Type: typ, NSID: nsid})
+	}
+	c.mu.Unlock()
+	c.postEvent(nvme.AENResvLogAvailable, aenResvLog)
+}
+
+// popResvLog returns the oldest queued notification page (zero: none) with
+// the number of pages still queued.
+func (c *Controller) popResvLog() nvme.ResvNotification {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.resvLog) == 0 {
+		return nvme.ResvNotification{}
+	}
+	n := c.resvLog[0]
+	c.resvLog = c.resvLog[1:]
+	n.Available = uint8(min(len(c.resvLog), 255))
+	return n
+}
+
 // postEvent raises an asynchronous event (dw0) of AEC bit: dropped unless
 // the host enabled it, and masked until the host reads the matching log;
 // it completes an outstanding AER or waits for the next one.
 func (c *Controller) postEvent(dw0 uint32, bit uint32) {
 	c.mu.Lock()
-	if c.dead || c.aec&bit == 0 || c.masked&bit != 0 {
+	if c.dead || (bit != aenResvLog && c.aec&bit == 0) || c.masked&bit != 0 {
 		c.mu.Unlock()
 		return
 	}

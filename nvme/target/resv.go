@@ -16,6 +16,8 @@ import (
 type reservations struct {
 	snap atomic.Pointer[resvSnap]
 
+	mask atomic.Uint32 // Reservation Notification Mask (Set Features 0x83)
+
 	mu     sync.Mutex
 	gen    uint32
 	regs   map[[16]byte]registrant
@@ -82,11 +84,53 @@ func (rs *reservations) release() {
 	rs.held, rs.holder, rs.rtype = false, [16]byte{}, 0
 }
 
-// command runs Reservation Register, Acquire or Release for ctrl's host.
+// resvEvent is a reservation notification owed to a host.
+type resvEvent struct {
+	host [16]byte
+	typ  uint8
+}
+
+// command runs Reservation Register, Acquire or Release for ctrl's host,
+// then posts the notifications it caused (as nvmet does: registration
+// preempted to preempted hosts, reservation released to the other
+// registrants when a registrants-only reservation is released or its
+// holder unregisters, reservation preempted to the others on clear).
 func (rs *reservations) command(ctrl *Controller, cmd *nvme.Command, data []byte) nvme.Status {
 	if ctrl == nil {
 		return nvme.StatusInternalError
 	}
+	var evs []resvEvent
+	st := rs.run(ctrl, cmd, data, &evs)
+	mask := rs.mask.Load()
+	for _, e := range evs {
+		if mask&(1<<e.typ) != 0 {
+			continue
+		}
+		for _, c := range ctrl.s.controllers() {
+			if c.hostID == e.host && !c.discovery {
+				c.resvNotify(e.typ, cmd.NSID)
+			}
+		}
+	}
+	return st
+}
+
+// othersOf returns an event of typ for every registrant but me; rs.mu held.
+func (rs *reservations) othersOf(me [16]byte, typ uint8) []resvEvent {
+	var evs []resvEvent
+	for h := range rs.regs {
+		if h != me {
+			evs = append(evs, resvEvent{h, typ})
+		}
+	}
+	return evs
+}
+
+func regOnly(t nvme.ReservationType) bool {
+	return t == nvme.ResvWriteExclusiveRegOnly || t == nvme.ResvExclusiveAccessRegOnly
+}
+
+func (rs *reservations) run(ctrl *Controller, cmd *nvme.Command, data []byte, evs *[]resvEvent) nvme.Status {
 	crkey, key2, err := nvme.ParseReservationKeys(data)
 	if err != nil {
 		return nvme.StatusDataSGLLengthInvalid | nvme.StatusDNR
@@ -121,6 +165,9 @@ func (rs *reservations) command(ctrl *Controller, cmd *nvme.Command, data []byte
 				return nvme.StatusReservationConflict
 			}
 			delete(rs.regs, me)
+			if rs.held && rs.holder == me && regOnly(rs.rtype) {
+				*evs = append(*evs, rs.othersOf(me, nvme.ResvNotifyReleased)...)
+			}
 			if rs.held && (rs.holder == me || allRegistrants(rs.rtype)) {
 				if allRegistrants(rs.rtype) && len(rs.regs) > 0 {
 					for h := range rs.regs {
@@ -166,6 +213,7 @@ func (rs *reservations) command(ctrl *Controller, cmd *nvme.Command, data []byte
 				for h, g := range rs.regs {
 					if h != me && g.key == k {
 						delete(rs.regs, h)
+						*evs = append(*evs, resvEvent{h, nvme.ResvNotifyRegPreempt})
 					}
 				}
 			}
@@ -176,6 +224,7 @@ func (rs *reservations) command(ctrl *Controller, cmd *nvme.Command, data []byte
 				for h := range rs.regs {
 					if h != me {
 						delete(rs.regs, h)
+						*evs = append(*evs, resvEvent{h, nvme.ResvNotifyRegPreempt})
 					}
 				}
 				rs.holder, rs.rtype = me, rtype
@@ -205,9 +254,13 @@ func (rs *reservations) command(ctrl *Controller, cmd *nvme.Command, data []byte
 			if rs.rtype != rtype {
 				return nvme.StatusInvalidField | nvme.StatusDNR
 			}
+			if rs.rtype != nvme.ResvWriteExclusive && rs.rtype != nvme.ResvExclusiveAccess {
+				*evs = append(*evs, rs.othersOf(me, nvme.ResvNotifyReleased)...)
+			}
 			rs.release()
 			return 0
 		case nvme.ResvClear:
+			*evs = append(*evs, rs.othersOf(me, nvme.ResvNotifyResvPreempt)...)
 			rs.release()
 			clear(rs.regs)
 			rs.gen++
