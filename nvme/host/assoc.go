@@ -563,7 +563,7 @@ func (a *assoc) aerLoop() {
 			c.resetAsync(a, errors.New("async event: persistent internal error"))
 			return
 		default:
-			c.log.Warn("unhandled async event", "dw0", fmt.Sprintf("0x%08x", cqe.DW0))
+			c.rlog.Warn("unhandled async event", "dw0", fmt.Sprintf("0x%08x", cqe.DW0))
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mpathfs/mpathfs/internal/ratelog"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
@@ -95,6 +96,7 @@ type Controller struct {
 	opts      fabrics.Options
 	cfg       config
 	log       hclog.Logger
+	rlog      *ratelog.Logger // for lines a target can repeat at will
 	clk       Clock
 	tr        Transport
 	discovery bool
@@ -234,6 +236,7 @@ func newController(opts fabrics.Options, log hclog.Logger, o []Option) (*Control
 		events:    newEventQueue(),
 		stop:      make(chan struct{}),
 	}
+	c.rlog = ratelog.New(log, c.clk.Now)
 	c.stateCond = sync.NewCond(&c.mu)
 	c.ioPool.New = func() any { return new(ioCmd) }
 	empty := map[uint32]nsGeom{}

@@ -22,6 +22,15 @@ type fakeCtrl struct {
 	cc     fabrics.CC
 	csts   func(cc fabrics.CC) fabrics.CSTS
 	ioq    int
+
+	// Lying-target hooks: nsList fills an Active NS list page after prev
+	// (nil: empty); idNS answers Identify Namespace (nil: not present);
+	// aens are AER completions (DW0) returned at once, in order.
+	nsList  func(prev uint32, data []byte)
+	idNS    func(nsid uint32) *nvme.IdentifyNamespace
+	aens    []uint32
+	drained chan struct{} // closed when the last of aens was returned
+	cns     map[uint8]int // Identify commands received, by CNS
 }
 
 type fakeQueue struct {
@@ -68,12 +77,28 @@ func (q *fakeQueue) Exec(ctx context.Context, cmd *nvme.Command, data []byte) (n
 	}
 	switch nvme.AdminOpcode(cmd.Opcode) {
 	case nvme.AdminIdentify:
-		cns, _, _, _ := nvme.ParseIdentifyCommand(cmd)
+		cns, nsid, _, _ := nvme.ParseIdentifyCommand(cmd)
+		if f.cns == nil {
+			f.cns = map[uint8]int{}
+		}
+		f.cns[cns]++
 		switch cns {
 		case nvme.CNSController:
 			f.id.Marshal(data)
 		case nvme.CNSActiveNSList:
 			clear(data)
+			if f.nsList != nil {
+				f.nsList(nsid, data)
+			}
+		case nvme.CNSNSDescList:
+			clear(data)
+		case nvme.CNSNamespace:
+			clear(data)
+			if f.idNS != nil {
+				if id := f.idNS(nsid); id != nil {
+					id.Marshal(data)
+				}
+			}
 		}
 	case nvme.AdminSetFeatures:
 		fid, _, _ := nvme.ParseFeaturesCommand(cmd)
@@ -81,6 +106,13 @@ func (q *fakeQueue) Exec(ctx context.Context, cmd *nvme.Command, data []byte) (n
 			cqe.DW0 = nvme.NumQueues(f.ioq)
 		}
 	case nvme.AdminAsyncEvent:
+		if len(f.aens) > 0 {
+			cqe.DW0, f.aens = f.aens[0], f.aens[1:]
+			if len(f.aens) == 0 && f.drained != nil {
+				close(f.drained)
+			}
+			return cqe, nil
+		}
 		f.mu.Unlock()
 		select {
 		case <-ctx.Done():

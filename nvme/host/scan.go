@@ -4,67 +4,66 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 	"time"
 
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
 
+// Namespace scan limits: the scan stops at NN (NSIDs are 1..NN) and at
+// maxScanNamespaces, whatever the Active Namespace ID list claims.
+const maxScanNamespaces = 4096
+
+// maxBlockSize is the largest logical block size accepted: the block layer's
+// BLK_MAX_BLOCK_SIZE (64 KiB; Linux before 6.15 or without THP: PAGE_SIZE).
+const maxBlockSize = 64 << 10
+
 // scan lists the active namespaces (Identify CNS 0x02, paging while a page
-// is full), then per NSID reads the identification descriptors (CNS 0x03,
-// if VS >= 1.3; an error skips the namespace, as in Linux) and Identify
-// Namespace (CNS 0x00; NCAP 0 means not present). Caller holds c.scanMu.
+// is full, up to NN and maxScanNamespaces), then per NSID reads the
+// identification descriptors (CNS 0x03, if VS >= 1.3; an error skips the
+// namespace, as in Linux) and Identify Namespace (CNS 0x00; NCAP 0 means not
+// present). It stops when ctx is done. Caller holds c.scanMu.
 func (c *Controller) scan(ctx context.Context, a *assoc) ([]Namespace, error) {
 	buf := make([]byte, nvme.IdentifyDataSize)
-	var nsids []uint32
-pages:
-	for prev := uint32(0); ; {
-		cmd := nvme.NewIdentify(nvme.CNSActiveNSList, prev, 0, 0)
-		if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
-			return nil, fmt.Errorf("nvme host: active namespace list: %w", err)
-		}
-		page := nvme.ParseNSIDList(buf)
-		for _, id := range page {
-			if id <= prev { // not ascending: stop rather than loop
-				break pages
-			}
-			nsids = append(nsids, id)
-			prev = id
-		}
-		if len(page) < maxNSIDsPerPage {
-			break
-		}
+	nsids, err := c.activeNSIDs(ctx, a, buf)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]Namespace, 0, len(nsids))
 	descs := a.vs >= fabrics.MakeVS(1, 3, 0)
 	for _, nsid := range nsids {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("nvme host: namespace scan: %w", err)
+		}
 		var ids nvme.NamespaceIDs
 		if descs {
 			cmd := nvme.NewIdentify(nvme.CNSNSDescList, nsid, 0, 0)
 			if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
-				if isAborted(err) {
+				if isAborted(err) || ctx.Err() != nil {
 					return nil, err
 				}
-				c.log.Warn("identify namespace descriptors failed, skipping namespace", "nsid", nsid, "error", err)
+				c.rlog.Warn("identify namespace descriptors failed, skipping namespace", "nsid", nsid, "error", err)
 				continue
 			}
 			var err error
 			if ids, err = nvme.ParseNSDescriptors(buf); err != nil {
-				c.log.Warn("bad namespace descriptors, skipping namespace", "nsid", nsid, "error", err)
+				c.rlog.Warn("bad namespace descriptors, skipping namespace", "nsid", nsid, "error", err)
 				continue
 			}
 		}
 		cmd := nvme.NewIdentify(nvme.CNSNamespace, nsid, 0, 0)
 		if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
-			if isAborted(err) {
+			if isAborted(err) || ctx.Err() != nil {
 				return nil, err
 			}
-			c.log.Warn("identify namespace failed", "nsid", nsid, "error", err)
+			c.rlog.Warn("identify namespace failed", "nsid", nsid, "error", err)
 			continue
 		}
 		info, err := nvme.ParseIdentifyNamespace(buf)
 		if err != nil {
-			c.log.Warn("bad identify namespace", "nsid", nsid, "error", err)
+			c.rlog.Warn("bad identify namespace", "nsid", nsid, "error", err)
 			continue
 		}
 		if info.NCAP == 0 {
@@ -76,17 +75,65 @@ pages:
 		if ids.NGUID == ([16]byte{}) {
 			ids.NGUID = info.NGUID
 		}
-		bs := info.BlockSize()
-		if bs < 512 {
-			c.log.Warn("unsupported block size, skipping namespace", "nsid", nsid, "bs", bs)
+		if err := checkGeometry(info); err != nil {
+			c.rlog.Warn("unsupported namespace geometry, skipping namespace", "nsid", nsid, "error", err)
 			continue
 		}
+		bs := info.BlockSize()
 		out = append(out, Namespace{
 			NSID: nsid, IDs: ids, Info: info, BlockSize: bs, Blocks: info.NSZE,
 			ANAGroup: info.ANAGRPID, Shared: info.NMIC&nvme.NMICShared != 0,
 		})
 	}
 	return out, nil
+}
+
+// checkGeometry refuses what the block layer refuses (blk_validate_block_size:
+// a power of two from 512 bytes to maxBlockSize; Linux keeps such a namespace
+// with capacity 0) and a capacity NSZE × block size beyond int64.
+func checkGeometry(info *nvme.IdentifyNamespace) error {
+	ds := info.LBAF[info.FormatIndex()].LBADS
+	if ds < 9 || ds >= 32 || 1<<ds > maxBlockSize {
+		return fmt.Errorf("LBA data size 2^%d bytes outside 512..%d", ds, maxBlockSize)
+	}
+	if hi, lo := bits.Mul64(info.NSZE, 1<<ds); hi != 0 || lo > math.MaxInt64 {
+		return fmt.Errorf("capacity of %d blocks of %d bytes overflows", info.NSZE, 1<<ds)
+	}
+	return nil
+}
+
+// activeNSIDs reads the Active Namespace ID list: strictly ascending NSIDs
+// up to NN (when reported) and at most maxScanNamespaces of them.
+func (c *Controller) activeNSIDs(ctx context.Context, a *assoc, buf []byte) ([]uint32, error) {
+	nn := a.id.NN
+	var nsids []uint32
+	for prev := uint32(0); ; {
+		cmd := nvme.NewIdentify(nvme.CNSActiveNSList, prev, 0, 0)
+		if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
+			return nil, fmt.Errorf("nvme host: active namespace list: %w", err)
+		}
+		page := nvme.ParseNSIDList(buf)
+		for _, id := range page {
+			switch {
+			case id <= prev: // not ascending: stop rather than loop
+				return nsids, nil
+			case nn != 0 && id > nn:
+				c.log.Warn("active namespace list goes beyond NN, ignoring the rest", "nsid", id, "nn", nn)
+				return nsids, nil
+			case len(nsids) == maxScanNamespaces:
+				c.log.Warn("too many namespaces, ignoring the rest", "limit", maxScanNamespaces)
+				return nsids, nil
+			}
+			nsids = append(nsids, id)
+			prev = id
+		}
+		if len(page) < maxNSIDsPerPage {
+			return nsids, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("nvme host: active namespace list: %w", err)
+		}
+	}
 }
 
 func isAborted(err error) bool {
