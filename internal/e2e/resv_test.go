@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/mpathfs/mpathfs/internal/kttest"
+	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
 
 var (
@@ -274,4 +277,69 @@ func TestReservationsCLI(t *testing.T) {
 	if n := a.logs.Count("0xa1") + b.logs.Count("0xb2") + a.logs.Count("0xA1"); n != 0 {
 		t.Errorf("keys appear %d times in the daemon logs", n)
 	}
+}
+
+// TestKernelTarget72Reservations: the same fencing against Linux 7.2's
+// nvmet with reservations on (extended data structure only, CNTLID FFFFh
+// in the report), driven through the PR ioctls and the CLI; the holder
+// keeps its reservation when the port of its path goes down, and the
+// preempted host reads nvmet's notification.
+func TestKernelTarget72Reservations(t *testing.T) {
+	k := kttest.RequireUnstable(t)
+	requireFUSE(t, "python3")
+	k.Ctl(t, "resv", "on", "1")
+	var opts []fabrics.Options
+	for _, port := range k.Ports {
+		o := fabrics.DefaultOptions()
+		o.Transport, o.TrAddr, o.TrSvcID, o.SubsysNQN = "tcp", "127.0.0.1", port, k.NQN
+		opts = append(opts, o)
+	}
+	a := newEnv(t, envConfig{Controllers: opts, HostID: hostA, KATO: 2 * time.Second, ReconnectDelay: time.Second})
+	b := newEnv(t, envConfig{Controllers: opts, HostID: hostB, KATO: 2 * time.Second, ReconnectDelay: time.Second})
+	fa, fb := a.path("nvme0n1"), b.path("nvme0n1")
+
+	const weRO = "3"
+	wantPR(t, "A", fa, "ret 0", "register", "0", "0xA1")
+	wantPR(t, "A", fa, "ret 0", "reserve", "0xA1", weRO)
+	wantIO(t, "B", fb, true, syscall.EBADE)
+	wantIO(t, "B", fb, false, nil)
+	wantPR(t, "B", fb, "ret 24", "reserve", "0xB1", weRO)
+	wantCLI(t, true, "NVME Reservation  success", "resv-register", fb, "--nrkey=0xb1")
+	wantIO(t, "B", fb, true, nil)
+	out := wantCLI(t, true, "regctl    : 2\n", "resv-report", fb)
+	if !strings.Contains(out, "  cntlid     : ffff\n  rcsts      : 1\n  rkey       : a1\n  hostid     : a0a1a2a3a4a54aa78aa9aaabacadae1\n") {
+		t.Fatalf("resv-report from nvmet: %q", out)
+	}
+	// nvmet quirk: a preempt by the holder itself only changes the
+	// reservation type (nvmet_pr_preempt returns early when holder == reg),
+	// so B's key survives here where our target (and the spec) remove it.
+	wantPR(t, "A", fa, "ret 0", "preempt-abort", "0xA1", "0xB1", weRO)
+	t.Logf("B: write after the holder's preempt-abort on nvmet: %v", directIO(t, fb, true, 0))
+	// Unregister (no PR ioctl) goes through resv_command.
+	wantCLI(t, true, "NVME Reservation  success", "resv-register", fb, "--crkey=0xb1", "--rrega=1")
+	wantIO(t, "B", fb, true, syscall.EBADE)
+
+	// The holder survives the loss of its path.
+	w0 := a.statField("sys/block/nvme0c0n1", 4)
+	wantIO(t, "A", fa, true, nil)
+	used := 1
+	if a.statField("sys/block/nvme0c0n1", 4) != w0 {
+		used = 0
+	}
+	k.Ctl(t, "port-down", fmt.Sprint(used+1))
+	wantIO(t, "A", fa, true, nil)
+	wantIO(t, "B", fb, true, syscall.EBADE)
+	wantPR(t, "B", fb, "ret 0 key 0xa1 generation 4 type 3", "read-reservation")
+	k.Ctl(t, "port-up", fmt.Sprint(used+1))
+
+	// A registrants-only reservation released: nvmet notifies the other
+	// registrants (B) with a Reservation Log Page Available AEN.
+	wantCLI(t, true, "NVME Reservation  success", "resv-register", fb, "--nrkey=0xb1")
+	wantPR(t, "A", fa, "ret 0", "release", "0xA1", weRO)
+	b.waitFor("B's reservation-released notification", 20*time.Second, func() bool {
+		return b.logs.Count("reservation notification: reservation released: nsid=1") > 0
+	})
+	wantPR(t, "A", fa, "ret 0", "clear", "0xA1")
+	wantIO(t, "B", fb, true, nil)
+	wantPR(t, "A", fa, "errno EINVAL", "reserve", "0xA1", "7")
 }
