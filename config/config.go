@@ -268,7 +268,14 @@ func asBool(v any) (bool, error) {
 
 func (p *parser) host(m map[string]any, h *Host) error {
 	err := p.fields("host", m, map[string]func(any) error{
-		"hostnqn": func(v any) (err error) { h.HostNQN, err = asString(v); return },
+		"hostnqn": func(v any) (err error) {
+			if h.HostNQN, err = asString(v); err == nil && len(h.HostNQN) >= fabrics.NQNSize {
+				// Refused like --connect's hostnqn= (the kernel's NVMF_NQN_SIZE),
+				// not truncated on the wire.
+				err = fmt.Errorf("%d bytes, must be shorter than %d", len(h.HostNQN), fabrics.NQNSize)
+			}
+			return err
+		},
 		"hostid": func(v any) error {
 			s, err := asString(v)
 			if err != nil {

@@ -94,6 +94,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown table", "[hosts]\nx = 1\n", `x.toml:1: hosts: unknown table "hosts"`},
 		{"unknown key in host", "[host]\nhostnqn = \"a\"\nhost_nqn = \"b\"\n", "x.toml:3: host.host_nqn: unknown key"},
+		{"hostnqn too long", "[host]\nhostnqn = \"nqn.2014-08.org.nvmexpress:" + strings.Repeat("x", 196) + "\"\n", "x.toml:2: host.hostnqn: 223 bytes, must be shorter than 223"},
 		{"bad iopolicy", "[multipath]\n\niopolicy = \"fastest\"\n", "x.toml:3: multipath.iopolicy:"},
 		{"iopolicy wrong type", "[multipath]\niopolicy = 3\n", "x.toml:2: multipath.iopolicy: want a string"},
 		{"bad fence", "[multipath]\nfence_writes = \"maybe\"\n", "x.toml:2: multipath.fence_writes: want \"kato\" or \"off\""},

@@ -168,9 +168,16 @@ func (a *attrNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off 
 	return fuse.ReadResultData(h.snapshot[off:end]), 0
 }
 
+// maxAttrWrite is sysfs's limit on one write to an attribute (kernfs
+// atomic_write_len = PAGE_SIZE): a longer write fails with E2BIG.
+const maxAttrWrite = 4096
+
 func (a *attrNode) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	if a.attr.Store == nil {
 		return 0, syscall.EACCES
+	}
+	if len(data) > maxAttrWrite {
+		return 0, syscall.E2BIG
 	}
 	if err := a.attr.Store(string(data)); err != nil {
 		return 0, ToErrno(err)

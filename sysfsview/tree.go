@@ -218,7 +218,7 @@ func (t *Tree) addAttrs(d *Dir, where string, attrs ...*Attr) {
 			name := where + "/" + a.Name
 			a.Store = func(v string) error {
 				if err := st(v); err != nil {
-					shown := strconv.Quote(v)
+					shown := quoteShort(v)
 					if a.Secret {
 						shown = "(value not logged)"
 					}
@@ -232,6 +232,18 @@ func (t *Tree) addAttrs(d *Dir, where string, attrs ...*Attr) {
 			panic(err) // duplicate row name: a programming error in this package
 		}
 	}
+}
+
+// maxLoggedValue is how much of a rejected value is logged.
+const maxLoggedValue = 64
+
+// quoteShort quotes v for a log line, cut to maxLoggedValue bytes with its
+// length named when longer.
+func quoteShort(v string) string {
+	if len(v) <= maxLoggedValue {
+		return strconv.Quote(v)
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(v[:maxLoggedValue]), len(v))
 }
 
 func (t *Tree) link(d *Dir, name, target string) error {

@@ -20,10 +20,16 @@ var ErrBadAddress = errors.New("bad controller address")
 
 // ParseAddress splits a sysfs address on ',' and then on the first '=' of each field; the
 // order and presence of fields are not assumed. Empty fields (",,") are skipped, as libnvme's
-// strtok does. A field without '=' or with an empty key is an error.
+// strtok does. The file's one trailing newline is dropped; any other newline
+// (the kernel never prints one inside the address), a field without '=' or
+// with an empty key is an error.
 func ParseAddress(s string) (Address, error) {
 	var a Address
-	for _, f := range strings.Split(strings.TrimRight(s, "\n"), ",") {
+	s = strings.TrimSuffix(s, "\n")
+	if strings.ContainsRune(s, '\n') {
+		return nil, fmt.Errorf("nvmecli: newline inside %q: %w", s, ErrBadAddress)
+	}
+	for _, f := range strings.Split(s, ",") {
 		if f == "" {
 			continue
 		}
