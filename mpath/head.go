@@ -132,6 +132,21 @@ func (h *Head) ResetNoPathCounters() {
 	h.failNoPath.Store(0)
 }
 
+// SetCounter sets one diag/ counter by its sysfs name
+// (io_requeue_no_usable_path_count, io_fail_no_available_path_count), as
+// writing the file does in Linux; it reports false for another name.
+func (h *Head) SetCounter(name string, v uint64) bool {
+	switch name {
+	case "io_requeue_no_usable_path_count":
+		h.requeue.Store(v)
+	case "io_fail_no_available_path_count":
+		h.failNoPath.Store(v)
+	default:
+		return false
+	}
+	return true
+}
+
 // FindPath runs path selection for a submitter on node without submitting anything
 // (mpath_find_path: persistent reservations, ioctls, "current path" displays).
 // It returns nil when no path is usable. Service-time assumes a 4 KiB request.

@@ -102,6 +102,23 @@ func (p *Path) Counters() PathCounters {
 	}
 }
 
+// SetCounter sets one diag/ counter by its sysfs name (multipath_failover_count,
+// command_retries_count, command_error_count), as writing the file does in
+// Linux; it reports false for another name.
+func (p *Path) SetCounter(name string, v uint64) bool {
+	switch name {
+	case "multipath_failover_count":
+		p.failover.Store(v)
+	case "command_retries_count":
+		p.retry.Store(v)
+	case "command_error_count":
+		p.errors.Store(v)
+	default:
+		return false
+	}
+	return true
+}
+
 // Changed must be called by the driver after any change of the path's access state,
 // controller state, or availability. It clears the ANA-pending mark, drops cached
 // current paths of the head so selection re-runs, and wakes requests queued for

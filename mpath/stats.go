@@ -52,14 +52,14 @@ type Latencies struct {
 // PathCounters are a path's diag/ counters.
 type PathCounters struct {
 	FailoverCount uint64 // multipath_failover_count
-	RetryCount    uint64 // command_retry_count
+	RetryCount    uint64 // command_retries_count
 	ErrorCount    uint64 // command_error_count
 }
 
 // HeadCounters are a head's diag/ counters plus the write-fence statistics.
 type HeadCounters struct {
-	RetryCount          uint64 // command_retry_count
-	ErrorCount          uint64 // command_error_count
+	RetryCount          uint64 // retries of the head's requests (not shown)
+	ErrorCount          uint64 // errors of the head's requests (not shown)
 	RequeueNoUsablePath uint64 // io_requeue_no_usable_path_count
 	FailNoAvailablePath uint64 // io_fail_no_available_path_count
 	FenceWaits          uint64 // failed-over in-doubt writes that waited for Fencer.Fence

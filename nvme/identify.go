@@ -81,6 +81,8 @@ const (
 	idcNN        = 516
 	idcONCS      = 520
 	idcVWC       = 525
+	idcAWUN      = 526
+	idcAWUPF     = 528
 	idcSGLS      = 536
 	idcMNAN      = 540
 	idcSUBNQN    = 768
@@ -131,6 +133,7 @@ type IdentifyController struct {
 	NN           uint32
 	ONCS         uint16
 	VWC          uint8
+	AWUN, AWUPF  uint16 // atomic write units (0's based, in logical blocks)
 	SGLS         uint32
 	MNAN         uint32
 	SubNQN       string
@@ -201,6 +204,8 @@ func (c *IdentifyController) Marshal(b []byte) {
 	le.PutUint32(b[idcNN:], c.NN)
 	le.PutUint16(b[idcONCS:], c.ONCS)
 	b[idcVWC] = c.VWC
+	le.PutUint16(b[idcAWUN:], c.AWUN)
+	le.PutUint16(b[idcAWUPF:], c.AWUPF)
 	le.PutUint32(b[idcSGLS:], c.SGLS)
 	le.PutUint32(b[idcMNAN:], c.MNAN)
 	// Keep the last byte NUL so the field is always terminated.
@@ -252,6 +257,8 @@ func ParseIdentifyController(b []byte) (*IdentifyController, error) {
 		NN:           le.Uint32(b[idcNN:]),
 		ONCS:         le.Uint16(b[idcONCS:]),
 		VWC:          b[idcVWC],
+		AWUN:         le.Uint16(b[idcAWUN:]),
+		AWUPF:        le.Uint16(b[idcAWUPF:]),
 		SGLS:         le.Uint32(b[idcSGLS:]),
 		MNAN:         le.Uint32(b[idcMNAN:]),
 		SubNQN:       cString(b[idcSUBNQN : idcSUBNQN+lenNQNFld-1]), // always NUL-terminated
@@ -290,6 +297,8 @@ const (
 	idnNMIC     = 30
 	idnRESCAP   = 31
 	idnDLFEAT   = 33
+	idnNAWUN    = 34
+	idnNPWG     = 64
 	idnANAGRPID = 92
 	idnNSATTR   = 99
 	idnNGUID    = 104
@@ -313,11 +322,17 @@ type IdentifyNamespace struct {
 	NMIC             uint8
 	RESCAP           uint8
 	DLFEAT           uint8
-	ANAGRPID         uint32
-	NSATTR           uint8
-	NGUID            [16]byte
-	EUI64            [8]byte
-	LBAF             [64]LBAFormat
+	// NSFEAT bit 1: NAWUN, NAWUPF, NACWU, NABSN, NABO, NABSPF (0's based
+	// except NABO, in logical blocks) and NOIOB are valid.
+	NAWUN, NAWUPF, NACWU, NABSN, NABO, NABSPF, NOIOB uint16
+	// NSFEAT bit 4: preferred write/deallocate granularity and alignment
+	// and optimal write size (0's based, in logical blocks).
+	NPWG, NPWA, NPDG, NPDA, NOWS uint16
+	ANAGRPID                     uint32
+	NSATTR                       uint8
+	NGUID                        [16]byte
+	EUI64                        [8]byte
+	LBAF                         [64]LBAFormat
 }
 
 // Marshal writes n as a 4096-byte Identify Namespace data structure into b
@@ -339,6 +354,9 @@ func (n *IdentifyNamespace) Marshal(b []byte) {
 	b[idnNMIC] = n.NMIC
 	b[idnRESCAP] = n.RESCAP
 	b[idnDLFEAT] = n.DLFEAT
+	for i, v := range n.nsFeatFields() {
+		le.PutUint16(b[nsFeatOffsets[i]:], *v)
+	}
 	le.PutUint32(b[idnANAGRPID:], n.ANAGRPID)
 	b[idnNSATTR] = n.NSATTR
 	copy(b[idnNGUID:idnNGUID+16], n.NGUID[:])
@@ -373,11 +391,24 @@ func ParseIdentifyNamespace(b []byte) (*IdentifyNamespace, error) {
 	}
 	copy(n.NGUID[:], b[idnNGUID:idnNGUID+16])
 	copy(n.EUI64[:], b[idnEUI64:idnEUI64+8])
+	for i, v := range n.nsFeatFields() {
+		*v = le.Uint16(b[nsFeatOffsets[i]:])
+	}
 	for i := range n.LBAF {
 		v := le.Uint32(b[idnLBAF+4*i:])
 		n.LBAF[i] = LBAFormat{MS: uint16(v), LBADS: uint8(v >> 16), RP: uint8(v>>24) & 3}
 	}
 	return n, nil
+}
+
+// nsFeatOffsets are the offsets of the fields nsFeatFields returns.
+var nsFeatOffsets = [12]int{idnNAWUN, idnNAWUN + 2, idnNAWUN + 4, idnNAWUN + 6, idnNAWUN + 8, idnNAWUN + 10, idnNAWUN + 12,
+	idnNPWG, idnNPWG + 2, idnNPWG + 4, idnNPWG + 6, idnNPWG + 8}
+
+// nsFeatFields are the 16-bit NSFEAT-dependent fields, in nsFeatOffsets order.
+func (n *IdentifyNamespace) nsFeatFields() [12]*uint16 {
+	return [12]*uint16{&n.NAWUN, &n.NAWUPF, &n.NACWU, &n.NABSN, &n.NABO, &n.NABSPF, &n.NOIOB,
+		&n.NPWG, &n.NPWA, &n.NPDG, &n.NPDA, &n.NOWS}
 }
 
 // FormatIndex returns the LBA format in use: FLBAS bits 3:0, with bits 6:5

@@ -158,6 +158,13 @@ func (t *Tree) AddController(name, subsys string, info ControllerInfo, src Contr
 		roConst("dctype", dcTypeName(info.DCType)+"\n"),
 	)
 	t.addAttrs(d, where, t.timeoutAttrs(src)...)
+	if ct, ok := src.(CommandTimeouts); ok {
+		t.addAttrs(d, where,
+			ro("admin_timeout", func() string { return msLine(ct.AdminTimeout()) }),
+			ro("io_timeout", func() string { return msLine(ct.IOTimeout()) }),
+		)
+	}
+	t.addAttrs(d, where, passthruErrLog(), roConst("quirks", "none\n"))
 	if r, ok := src.(Resetter); ok {
 		t.addAttrs(d, where, trigger("reset_controller", r.Reset))
 	}
@@ -167,12 +174,11 @@ func (t *Tree) AddController(name, subsys string, info ControllerInfo, src Contr
 	if r, ok := src.(Deleter); ok {
 		t.addAttrs(d, where, trigger("delete_controller", r.Delete))
 	}
-	diag := t.mkdir(d, "diag")
-	t.addAttrs(diag, where+"/diag",
-		ro("command_error_count", func() string { return uintLine(src.Counters().CommandErrors) }),
-		ro("reset_count", func() string { return uintLine(src.Counters().Resets) }),
-		ro("reconnect_count", func() string { return uintLine(src.Counters().Reconnects) }),
-		ro("reservation_notification_count", func() string { return uintLine(src.Counters().ResvNotifications) }),
+	t.diagAttrs(d, where, src,
+		counter{"command_error_count", func() uint64 { return src.Counters().CommandErrors }},
+		counter{"reset_count", func() uint64 { return src.Counters().Resets }},
+		counter{"reconnect_count", func() uint64 { return src.Counters().Reconnects }},
+		counter{"reservation_notification_count", func() uint64 { return src.Counters().ResvNotifications }},
 	)
 	if err := t.link(s.dir, name, "../../nvme/"+name); err != nil {
 		return err
@@ -344,15 +350,7 @@ func (t *Tree) AddHead(name, subsys string, info HeadInfo, src HeadSource) error
 	)
 	t.addAttrs(d, where, t.idAttrs(s, info, new(sync.Once), where)...)
 	if g, ok := src.(BlockGeometry); ok {
-		t.addAttrs(d, where,
-			ro("nuse", func() string { return uintLine(g.NUse()) }),
-			ro("metadata_bytes", func() string { return uintLine(uint64(g.MetadataBytes())) }),
-		)
-		q := t.mkdir(d, "queue")
-		t.addAttrs(q, where+"/queue",
-			ro("logical_block_size", func() string { return uintLine(uint64(g.LogicalBlockSize())) }),
-			ro("physical_block_size", func() string { return uintLine(uint64(g.LogicalBlockSize())) }),
-		)
+		t.diskAttrs(d, where, g, false, nil)
 	}
 	if r, ok := src.(ReservationReporter); ok {
 		t.addAttrs(d, where, &Attr{Name: "resv_report", Mode: ModeBin, Read: r.ReservationReport})
@@ -361,13 +359,13 @@ func (t *Tree) AddHead(name, subsys string, info HeadInfo, src HeadSource) error
 		t.addAttrs(d, where, &Attr{Name: "resv_command", Mode: ModeTrigger, Store: c.ReservationCommand, Secret: true})
 	}
 	mp := t.mkdir(d, "multipath")
-	diag := t.mkdir(d, "diag")
-	t.addAttrs(diag, where+"/diag",
-		ro("command_retry_count", func() string { return uintLine(src.Counters().RetryCount) }),
-		ro("command_error_count", func() string { return uintLine(src.Counters().ErrorCount) }),
-		ro("io_requeue_no_usable_path_count", func() string { return uintLine(src.Counters().RequeueNoUsablePath) }),
-		ro("io_fail_no_available_path_count", func() string { return uintLine(src.Counters().FailNoAvailablePath) }),
+	t.diagAttrs(d, where, src,
+		counter{"io_requeue_no_usable_path_count", func() uint64 { return src.Counters().RequeueNoUsablePath }},
+		counter{"io_fail_no_available_path_count", func() uint64 { return src.Counters().FailNoAvailablePath }},
 	)
+	if err := t.link(d, "device", "../../class/nvme-subsystem/"+subsys); err != nil {
+		return err
+	}
 	if err := t.link(s.dir, name, "../../../block/"+name); err != nil {
 		return err
 	}
@@ -452,12 +450,18 @@ func (t *Tree) AddPath(name, head, ctrl string, src PathSource) error {
 		ro("inflight", func() string { return FormatInflight(src.Stat()) }),
 	)
 	t.addAttrs(d, where, t.idAttrs(s, h.info, new(sync.Once), where)...)
-	diag := t.mkdir(d, "diag")
-	t.addAttrs(diag, where+"/diag",
-		ro("multipath_failover_count", func() string { return uintLine(src.Counters().FailoverCount) }),
-		ro("command_retry_count", func() string { return uintLine(src.Counters().RetryCount) }),
-		ro("command_error_count", func() string { return uintLine(src.Counters().ErrorCount) }),
+	t.diagAttrs(d, where, src,
+		counter{"multipath_failover_count", func() uint64 { return src.Counters().FailoverCount }},
+		counter{"command_retries_count", func() uint64 { return src.Counters().RetryCount }},
+		counter{"command_error_count", func() uint64 { return src.Counters().ErrorCount }},
 	)
+	if g, ok := src.(BlockGeometry); ok {
+		var ioTimeout func() string
+		if ct, ok := c.src.(CommandTimeouts); ok {
+			ioTimeout = func() string { return msLine(ct.IOTimeout()) }
+		}
+		t.diskAttrs(d, where, g, true, ioTimeout)
+	}
 	if err := t.link(d, "device", "../../class/nvme/"+ctrl); err != nil {
 		return err
 	}

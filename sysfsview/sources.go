@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mpathfs/mpathfs/mpath"
+	"github.com/mpathfs/mpathfs/nvme"
 )
 
 // The glue feeds the tree through the values and small interfaces below. Static
@@ -19,12 +20,11 @@ import (
 type IOStat = mpath.IOStat
 
 // PathCounters are a path's diag/ counters (multipath_failover_count,
-// command_retry_count, command_error_count).
+// command_retries_count, command_error_count).
 type PathCounters = mpath.PathCounters
 
-// HeadCounters are a head's diag/ counters (command_retry_count,
-// command_error_count, io_requeue_no_usable_path_count,
-// io_fail_no_available_path_count; the fence fields are not shown).
+// HeadCounters are a head's counters; diag/ shows
+// io_requeue_no_usable_path_count and io_fail_no_available_path_count.
 type HeadCounters = mpath.HeadCounters
 
 // ControllerCounters are a controller's diag/ counters.
@@ -96,6 +96,14 @@ type TimeoutSetter interface {
 	SetFastIOFailTmo(time.Duration) error
 }
 
+// CommandTimeouts is an optional ControllerSource capability adding
+// admin_timeout and io_timeout (milliseconds), and queue/io_timeout on the
+// controller's paths.
+type CommandTimeouts interface {
+	AdminTimeout() time.Duration
+	IOTimeout() time.Duration
+}
+
 // Resetter adds the reset_controller trigger.
 type Resetter interface{ Reset() error }
 
@@ -141,13 +149,24 @@ type ReservationCommander interface {
 	ReservationCommand(line string) error
 }
 
-// BlockGeometry is an optional HeadSource capability adding nuse,
-// metadata_bytes and queue/{logical,physical}_block_size, which newer
-// libnvme reads; without it they are hidden.
+// QueueLimits are the block-device limits a gendisk's queue/ shows.
+type QueueLimits = nvme.QueueLimits
+
+// BlockGeometry is an optional HeadSource and PathSource capability adding
+// the attributes the kernel gives every NVMe gendisk (nuse, metadata_bytes,
+// ro, queue/, integrity/, ...), which lsblk and newer libnvme read; without
+// it they are hidden.
 type BlockGeometry interface {
-	LogicalBlockSize() uint32
+	Limits() QueueLimits
 	NUse() uint64 // logical blocks in use (Identify Namespace NUSE)
-	MetadataBytes() uint32
+}
+
+// CounterSetter is an optional capability of head, path and controller
+// sources making their diag/ counters writable (0644), as in Linux: a write
+// (kstrtoul) sets the counter named by the file. It reports false for a
+// counter it does not know.
+type CounterSetter interface {
+	SetCounter(name string, v uint64) bool
 }
 
 // PathSource backs the live attributes of a path (nvmeNcXnM).

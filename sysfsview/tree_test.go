@@ -85,8 +85,6 @@ func TestAttributeFormats(t *testing.T) {
 		{"sys/block/nvme0n1/csi", "0\n"},
 		{"sys/block/nvme0n1/delayed_removal_secs", "0\n"},
 		{"sys/block/nvme0n1/stat", "       5        0       40        0        0        0        0        0        0        0        0        0        0        0        0        0        0\n"},
-		{"sys/block/nvme0n1/diag/command_retry_count", "1\n"},
-		{"sys/block/nvme0n1/diag/command_error_count", "2\n"},
 		{"sys/block/nvme0n1/diag/io_requeue_no_usable_path_count", "3\n"},
 		{"sys/block/nvme0n1/diag/io_fail_no_available_path_count", "4\n"},
 		{"sys/block/nvme0c0n1/ana_state", "optimized\n"},
@@ -100,7 +98,7 @@ func TestAttributeFormats(t *testing.T) {
 		{"sys/block/nvme0c0n1/size", "2097152\n"},
 		{"sys/block/nvme0c0n1/wwid", "uuid.12345678-9abc-def0-0123-456789abcdef\n"},
 		{"sys/block/nvme0c0n1/diag/multipath_failover_count", "7\n"},
-		{"sys/block/nvme0c0n1/diag/command_retry_count", "8\n"},
+		{"sys/block/nvme0c0n1/diag/command_retries_count", "8\n"},
 		{"sys/block/nvme0c0n1/diag/command_error_count", "9\n"},
 	} {
 		got, err := f.Tree.Read(tc.path)
@@ -512,9 +510,10 @@ func TestConcurrentAddRemoveAndRead(t *testing.T) {
 // geoHead is a head source with the optional BlockGeometry capability.
 type geoHead struct{ *sysfsviewtest.Head }
 
-func (geoHead) LogicalBlockSize() uint32 { return 4096 }
-func (geoHead) NUse() uint64             { return 262144 }
-func (geoHead) MetadataBytes() uint32    { return 0 }
+func (geoHead) Limits() sysfsview.QueueLimits {
+	return sysfsview.QueueLimits{LogicalBlockSize: 4096, PhysicalBlockSize: 8192, MetadataBytes: 8}
+}
+func (geoHead) NUse() uint64 { return 262144 }
 
 // nuse, metadata_bytes and queue/ appear only when the source can back them.
 func TestHeadBlockGeometry(t *testing.T) {
@@ -528,9 +527,11 @@ func TestHeadBlockGeometry(t *testing.T) {
 	}
 	for p, want := range map[string]string{
 		"sys/block/nvme0n2/nuse":                      "262144\n",
-		"sys/block/nvme0n2/metadata_bytes":            "0\n",
+		"sys/block/nvme0n2/metadata_bytes":            "8\n",
 		"sys/block/nvme0n2/queue/logical_block_size":  "4096\n",
-		"sys/block/nvme0n2/queue/physical_block_size": "4096\n",
+		"sys/block/nvme0n2/queue/physical_block_size": "8192\n",
+		"sys/block/nvme0n2/hidden":                    "0\n",
+		"sys/block/nvme0n2/integrity/format":          "none\n",
 	} {
 		if got, err := f.Tree.Read(p); err != nil || got != want {
 			t.Errorf("%s = %q, %v; want %q", p, got, err, want)

@@ -67,7 +67,8 @@ type subsystem struct {
 	mp       *mpath.Subsystem
 	headInst map[uint32]int // NSID -> head instance
 	nextHead int
-	pending  map[uint32]string // NSID -> name for mpath's HeadName callback
+	pending  map[uint32]string   // NSID -> name for mpath's HeadName callback
+	geo      map[uint32]geometry // NSID -> geometry of the path creating the head
 }
 
 type controller struct {
@@ -415,7 +416,7 @@ func (d *Daemon) newSubsystem(nqn string, inst int, id *nvme.IdentifyController)
 		}
 	}
 	s := &subsystem{name: fmt.Sprintf("nvme-subsys%d", inst), inst: inst, nqn: nqn,
-		headInst: map[uint32]int{}, nextHead: 1, pending: map[uint32]string{}}
+		headInst: map[uint32]int{}, nextHead: 1, pending: map[uint32]string{}, geo: map[uint32]geometry{}}
 	cfg := mpath.DefaultSubsystemConfig(nqn)
 	cfg.Policy = d.cfg.Multipath.IOPolicy
 	cfg.FenceWrites = d.cfg.Multipath.FenceWrites
@@ -491,6 +492,8 @@ func (d *Daemon) addPath(c *controller, ns host.Namespace) {
 	d.mu.Lock()
 	headName, headInst := s.headName(ns.NSID)
 	s.pending[ns.NSID] = headName
+	geo := newGeometry(c.hc.Identify(), ns)
+	s.geo[ns.NSID] = geo
 	d.mu.Unlock()
 	name := fmt.Sprintf("nvme%dc%dn%d", s.inst, c.inst, headInst)
 	drv := multipath.NewPath(c.hc, ns, d.log.Named(name))
@@ -507,7 +510,7 @@ func (d *Daemon) addPath(c *controller, ns host.Namespace) {
 	d.mu.Lock()
 	c.paths[ns.NSID] = p
 	d.mu.Unlock()
-	if err := d.tree.AddPath(name, headName, c.name, &pathSource{p: p, c: c}); err != nil {
+	if err := d.tree.AddPath(name, headName, c.name, &pathSource{p: p, c: c, geo: geo}); err != nil {
 		d.log.Error("sysfs: add path", "name", name, "error", err)
 	}
 	mp.Changed()
@@ -524,7 +527,10 @@ func (d *Daemon) headAdded(s *subsystem, h *mpath.Head) {
 	info := h.Info()
 	id := h.Identity()
 	dev := newDevice(h)
-	err := d.tree.AddHead(h.Name(), s.name, sysfsview.HeadInfo{NSID: id.NSID, UUID: id.UUID, NGUID: id.NGUID, EUI64: id.EUI64, CSI: id.CSI}, &headSource{h: h})
+	d.mu.Lock()
+	geo := s.geo[id.NSID]
+	d.mu.Unlock()
+	err := d.tree.AddHead(h.Name(), s.name, sysfsview.HeadInfo{NSID: id.NSID, UUID: id.UUID, NGUID: id.NGUID, EUI64: id.EUI64, CSI: id.CSI}, &headSource{h: h, geo: geo})
 	if err != nil {
 		d.log.Error("sysfs: add head", "name", h.Name(), "error", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/mpathfs/mpathfs/mpath"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/multipath"
+	"github.com/mpathfs/mpathfs/nvme/host"
 	"github.com/mpathfs/mpathfs/sysfsview"
 )
 
@@ -52,6 +53,11 @@ func (s *ctrlSource) NUMANode() int       { return -1 }
 func (s *ctrlSource) QueueCount() int     { return s.c.hc.QueueCount() }
 func (s *ctrlSource) SQSize() int         { return s.c.hc.SQSize() }
 func (s *ctrlSource) KATO() time.Duration { return s.c.hc.KATO() }
+
+var _ sysfsview.CommandTimeouts = (*ctrlSource)(nil)
+
+func (s *ctrlSource) AdminTimeout() time.Duration { return s.c.hc.AdminTimeout() }
+func (s *ctrlSource) IOTimeout() time.Duration    { return s.c.hc.IOTimeout() }
 
 func (s *ctrlSource) Timeouts() sysfsview.Timeouts {
 	o := s.c.hc.Options()
@@ -116,7 +122,23 @@ func (s *ctrlSource) Delete() error {
 }
 
 // headSource backs sys/block/nvmeNnM.
-type headSource struct{ h *mpath.Head }
+type headSource struct {
+	h   *mpath.Head
+	geo geometry
+}
+
+// geometry is a namespace's block-device view, from Identify.
+type geometry struct {
+	lim  sysfsview.QueueLimits
+	nuse uint64
+}
+
+func newGeometry(id *nvme.IdentifyController, ns host.Namespace) geometry {
+	if id == nil || ns.Info == nil {
+		return geometry{lim: sysfsview.QueueLimits{LogicalBlockSize: ns.BlockSize, PhysicalBlockSize: ns.BlockSize}}
+	}
+	return geometry{lim: nvme.Limits(id, ns.Info), nuse: ns.Info.NUSE}
+}
 
 func (s *headSource) Sectors() uint64        { return uint64(s.h.Info().Capacity) / 512 }
 func (s *headSource) Stat() sysfsview.IOStat { return s.h.Stats() }
@@ -129,7 +151,10 @@ func (s *headSource) Counters() sysfsview.HeadCounters {
 	return s.h.Counters()
 }
 
-var _ sysfsview.BlockGeometry = (*headSource)(nil)
+var (
+	_ sysfsview.BlockGeometry = (*headSource)(nil)
+	_ sysfsview.CounterSetter = (*headSource)(nil)
+)
 
 // ReservationReport is resv_report: the head's Reservation Report data.
 func (s *headSource) ReservationReport(ctx context.Context) ([]byte, error) {
@@ -176,19 +201,14 @@ func firstOr(f []string) string {
 	return f[0]
 }
 
-func (s *headSource) LogicalBlockSize() uint32 { return s.h.Info().BlockSize }
-func (s *headSource) MetadataBytes() uint32    { return 0 }
+// Limits are those of the namespace that created the head (the kernel
+// stacks the paths' limits; paths of one namespace agree).
+func (s *headSource) Limits() sysfsview.QueueLimits { return s.geo.lim }
 
-// NUse reports the whole capacity: the host does not track NUSE, and thin
-// provisioning is the target's business (the kernel refreshes it by
-// Identify, rate-limited).
-func (s *headSource) NUse() uint64 {
-	i := s.h.Info()
-	if i.BlockSize == 0 {
-		return 0
-	}
-	return uint64(i.Capacity) / uint64(i.BlockSize)
-}
+// NUse is NUSE as the namespace that created the head reported it.
+func (s *headSource) NUse() uint64 { return s.geo.nuse }
+
+func (s *headSource) SetCounter(name string, v uint64) bool { return s.h.SetCounter(name, v) }
 
 func (s *headSource) SetDelayedRemovalSecs(v uint32) error {
 	s.h.SetDelayedRemovalSecs(v)
@@ -197,9 +217,19 @@ func (s *headSource) SetDelayedRemovalSecs(v uint32) error {
 
 // pathSource backs sys/block/nvmeNcXnM.
 type pathSource struct {
-	p *path
-	c *controller
+	p   *path
+	c   *controller
+	geo geometry
 }
+
+var (
+	_ sysfsview.BlockGeometry = (*pathSource)(nil)
+	_ sysfsview.CounterSetter = (*pathSource)(nil)
+)
+
+func (s *pathSource) Limits() sysfsview.QueueLimits         { return s.geo.lim }
+func (s *pathSource) NUse() uint64                          { return s.geo.nuse }
+func (s *pathSource) SetCounter(name string, v uint64) bool { return s.p.mp.SetCounter(name, v) }
 
 func (s *pathSource) UsesANA() bool {
 	id := s.c.hc.Identify()

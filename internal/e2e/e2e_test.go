@@ -493,3 +493,53 @@ func TestPersistentDiscoveryConnectsNewPaths(t *testing.T) {
 		t.Error("the discovery-log-change AEN was not logged")
 	}
 }
+
+// The gendisk attributes and writable diag/ counters through the real
+// daemon: echo sets a counter as in Linux, garbage is refused, and the
+// path disks look like the kernel's hidden path disks.
+func TestDiagCountersAndDiskAttributes(t *testing.T) {
+	requireFUSE(t)
+	e := newEnv(t, envConfig{})
+	head := "sys/block/nvme0n1"
+	for _, c := range []struct{ file, value, errWant, after string }{
+		{head + "/diag/io_requeue_no_usable_path_count", "5", "", "5"},
+		{head + "/diag/io_requeue_no_usable_path_count", "0", "", "0"},
+		{head + "/diag/io_fail_no_available_path_count", "abc", "Invalid argument", "0"},
+		{path0n1 + "/diag/command_retries_count", "7", "", "7"},
+		{path0n1 + "/diag/multipath_failover_count", "-1", "Invalid argument", "0"},
+		{path0n1 + "/passthru_err_log_enabled", "on", "", "on"},
+		{head + "/passthru_err_log_enabled", "maybe", "Invalid argument", "off"},
+		{"sys/class/nvme/nvme0/passthru_err_log_enabled", "1", "", "on"},
+	} {
+		msg := e.echo(c.file, c.value)
+		if (c.errWant == "") != (msg == "") || !strings.Contains(msg, c.errWant) {
+			t.Errorf("echo %s > %s: %q, want error %q", c.value, c.file, msg, c.errWant)
+		}
+		if got := e.cat(c.file); got != c.after {
+			t.Errorf("%s = %q after echo %s, want %q", c.file, got, c.value, c.after)
+		}
+	}
+	for file, want := range map[string]string{
+		head + "/hidden":                        "0",
+		path0n1 + "/hidden":                     "1",
+		path0n1 + "/partscan":                   "0",
+		path0n1 + "/queue/logical_block_size":   "512",
+		head + "/queue/logical_block_size":      "512",
+		path0n1 + "/queue/io_timeout":           "10000",
+		"sys/class/nvme/nvme0/io_timeout":       "10000",
+		"sys/class/nvme/nvme0/admin_timeout":    "60000",
+		path0n1 + "/metadata_bytes":             "0",
+		path0n1 + "/integrity/format":           "none",
+		path0n1 + "/queue/max_discard_segments": "256",
+		path0n1 + "/queue/discard_max_hw_bytes": "2199023255040",
+		head + "/queue/write_zeroes_max_bytes":  "2199023255040",
+		"sys/class/nvme/nvme0/quirks":           "none",
+	} {
+		if got := e.cat(file); got != want {
+			t.Errorf("%s = %q, want %q", file, got, want)
+		}
+	}
+	if nuse := e.cat(path0n1 + "/nuse"); nuse != e.cat(path0n1+"/size") {
+		t.Errorf("nuse %s, size %s: the demo target reports NUSE = NSZE", nuse, e.cat(path0n1+"/size"))
+	}
+}

@@ -48,6 +48,8 @@ type envConfig struct {
 	KATO           time.Duration // default 1 s
 	ReconnectDelay time.Duration // default 200 ms
 	CtrlLossTmo    time.Duration // default 60 s
+	NrIOQueues     int           // default 2
+	IOTimeout      time.Duration // default 10 s
 	DelayedRemoval uint32
 	NoFence        bool
 	MDTS           uint8
@@ -137,6 +139,9 @@ func newEnv(t *testing.T, c envConfig) *env {
 	base.ReconnectDelay = c.ReconnectDelay
 	base.CtrlLossTmo = c.CtrlLossTmo
 	base.NrIOQueues = 2
+	if c.NrIOQueues != 0 {
+		base.NrIOQueues = c.NrIOQueues
+	}
 	if c.Reuse != nil {
 		e.setup = c.Reuse
 		cfg.Controllers = c.Reuse.Options(base)
@@ -172,7 +177,10 @@ func newEnv(t *testing.T, c envConfig) *env {
 			cfg.Controllers = nil
 		}
 	}
-	e.d = daemon.New(cfg, log, host.WithIOTimeout(10*time.Second))
+	if c.IOTimeout == 0 {
+		c.IOTimeout = 10 * time.Second
+	}
+	e.d = daemon.New(cfg, log, host.WithIOTimeout(c.IOTimeout))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := e.d.ConnectAll(ctx); err != nil {

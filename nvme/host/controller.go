@@ -366,6 +366,12 @@ func (c *Controller) SQSize() int {
 	return 0
 }
 
+// IOTimeout is the I/O command timeout (sysfs io_timeout).
+func (c *Controller) IOTimeout() time.Duration { return c.cfg.ioTimeout }
+
+// AdminTimeout is the admin command timeout (sysfs admin_timeout).
+func (c *Controller) AdminTimeout() time.Duration { return c.cfg.adminTimeout }
+
 // KATO returns the keep-alive timeout (0: keep-alive off).
 func (c *Controller) KATO() time.Duration { return c.opts.KeepAliveTmo }
 
