@@ -87,6 +87,10 @@ type ctrlStats struct {
 	stateChanges atomic.Uint64 // every StateChanged event
 	resets       atomic.Uint64 // transitions into resetting
 	reconnects   atomic.Uint64 // connecting -> live (a recovered association)
+	// recovering is set by resetting and cleared by the next live: only
+	// that live is a reconnect, never the first connect (whose
+	// connecting -> live event may reach a subscriber that came after it).
+	recovering atomic.Bool
 }
 
 func (s *ctrlStats) observe(ev host.Event) {
@@ -97,8 +101,11 @@ func (s *ctrlStats) observe(ev host.Event) {
 	switch {
 	case ev.New == host.StateResetting:
 		s.resets.Add(1)
+		s.recovering.Store(true)
 	case ev.Old == host.StateConnecting && ev.New == host.StateLive:
-		s.reconnects.Add(1)
+		if s.recovering.Swap(false) {
+			s.reconnects.Add(1)
+		}
 	}
 }
 

@@ -68,8 +68,10 @@ func Escape(s string) string {
 
 // Walk dumps the tree under root/sys as khost-sysfs does (paths start with
 // "/sys"). Links are listed, not followed; a file without read permission
-// is "<write-only>"; a file whose read fails is "<read-error>".
-func Walk(root string) (Dump, error) {
+// is "<write-only>"; a file whose read fails is "<read-error>". Files for
+// which noRead (if not nil) returns true are listed as "<not-read>": reading
+// them would send commands (resv_report).
+func Walk(root string, noRead func(path string) bool) (Dump, error) {
 	d := Dump{}
 	err := filepath.WalkDir(filepath.Join(root, "sys"), func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
@@ -92,6 +94,8 @@ func Walk(root string) (Dump, error) {
 			d[rel+"/"] = Entry{Mode: perm, Value: "<dir>"}
 		case info.Mode().Perm()&0o444 == 0:
 			d[rel] = Entry{Mode: perm, Value: "<write-only>"}
+		case noRead != nil && noRead(rel):
+			d[rel] = Entry{Mode: perm, Value: "<not-read>"}
 		default:
 			b, err := os.ReadFile(p)
 			v := Escape(string(b))

@@ -59,7 +59,7 @@ func TestWalkCanonCompare(t *testing.T) {
 	ln("sys/class/nvme-subsystem/nvme-subsys3/nvme3n1", "../../../block/nvme3n1")
 	mk("sys/class/nvme/nvme5/address", "traddr=127.0.0.1,trsvcid=4431,src_addr=127.0.0.1\n", 0o444)
 	mk("sys/class/nvme/nvme5/delete_controller", "", 0o200)
-	od, err := Walk(root)
+	od, err := Walk(root, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
