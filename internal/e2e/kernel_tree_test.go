@@ -43,6 +43,7 @@ var treeRules = []sysfsdiff.Rule{
 	{Pattern: "{head,path}/integrity/{read_verify,write_generate}", Mode: "444", Why: "no integrity profile (metadata namespaces are not usable over fabrics)"},
 
 	// Beyond the kernel.
+	{Pattern: "ctrl/diag/reservation_notification_count", Skip: true, Why: "reservation notifications counted (README: reservations)"},
 	{Pattern: "head/{resv_report,resv_command}", Skip: true, Why: "reservations through the tree (README: persistent reservations); the kernel has only the PR ioctls"},
 
 	// Writable in Linux, read-only here for now.
