@@ -11,8 +11,8 @@ import (
 	"github.com/mpathfs/mpathfs/fusefs"
 	"github.com/mpathfs/mpathfs/mpath"
 	"github.com/mpathfs/mpathfs/nvme"
-	"github.com/mpathfs/mpathfs/nvme/multipath"
 	"github.com/mpathfs/mpathfs/nvme/host"
+	"github.com/mpathfs/mpathfs/nvme/multipath"
 	"github.com/mpathfs/mpathfs/sysfsview"
 )
 
