@@ -241,6 +241,11 @@ func TestReservationsCLI(t *testing.T) {
 	b := newEnv(t, bcfg)
 	fa, fb := a.path("nvme0n1"), b.path("nvme0n1")
 
+	for name, mode := range map[string]os.FileMode{"resv_report": 0o400, "resv_command": 0o200} {
+		if fi, err := os.Stat(a.path("sys/block/nvme0n1/" + name)); err != nil || fi.Mode().Perm() != mode {
+			t.Fatalf("%s: %v, mode %v; want %v", name, err, fi.Mode(), mode)
+		}
+	}
 	wantCLI(t, true, "NVME Reservation  success", "resv-register", fa, "--nrkey=0xa1", "--rrega=0")
 	wantCLI(t, true, "NVME Reservation Acquire success", "resv-acquire", fa, "--crkey=0xa1", "--rtype=3", "--racqa=0")
 	wantCLI(t, false, "Reservation Conflict", "resv-acquire", fb, "--crkey=0xb1", "--rtype=3", "--racqa=0")
