@@ -137,3 +137,17 @@ func FuzzParseConnectData(f *testing.F) {
 		}
 	})
 }
+
+func TestAuthCommands(t *testing.T) {
+	c := NewAuthSend(72)
+	var b [nvme.SQESize]byte
+	c.Marshal(b[:])
+	// struct nvmf_auth_send_command: fctype 4, spsp0 41, spsp1 42, secp 43, tl 44.
+	if b[0] != nvme.OpFabrics || b[4] != 0x05 || b[40] != 0 || b[41] != 1 || b[42] != 1 || b[43] != 0xE9 || b[44] != 72 {
+		t.Fatalf("auth send %x", b)
+	}
+	r := NewAuthReceive(4096)
+	if secp, s0, s1, al := ParseAuth(&r); r.FCType() != nvme.FabricsAuthRecv || secp != 0xE9 || s0 != 1 || s1 != 1 || al != 4096 {
+		t.Fatalf("auth receive %+v", r)
+	}
+}

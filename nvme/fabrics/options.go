@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/auth"
 )
 
 // Defaults of the kernel's fabrics options (reference §7.3, fabrics.h).
@@ -56,6 +57,11 @@ type Options struct {
 	DuplicateConnect bool
 	Discovery        bool // discovery controller (discovery flag or nqn= the discovery NQN)
 	Tos              int  // IP type of service; -1 = transport default
+	// DHCHAPSecret (dhchap_secret=) is the host's DH-HMAC-CHAP secret;
+	// DHCHAPCtrlSecret (dhchap_ctrl_secret=) the controller's, which asks
+	// for bidirectional authentication. Nil: none.
+	DHCHAPSecret     *auth.Key
+	DHCHAPCtrlSecret *auth.Key
 }
 
 // DefaultOptions returns the kernel defaults: keep_alive_tmo 5 s,
@@ -88,14 +94,15 @@ const (
 // kindOf classifies an option key (the kernel's opt_tokens table).
 func kindOf(key string) (optKind, bool) {
 	switch key {
-	case "transport", "traddr", "trsvcid", "nqn", "hostnqn", "host_traddr", "host_iface", "hostid":
+	case "transport", "traddr", "trsvcid", "nqn", "hostnqn", "host_traddr", "host_iface", "hostid",
+		"dhchap_secret", "dhchap_ctrl_secret":
 		return optString, true
 	case "queue_size", "nr_io_queues", "nr_write_queues", "nr_poll_queues",
 		"reconnect_delay", "ctrl_loss_tmo", "keep_alive_tmo", "fast_io_fail_tmo", "tos":
 		return optInt, true
 	case "duplicate_connect", "disable_sqflow", "hdr_digest", "data_digest", "discovery":
 		return optFlag, true
-	case "keyring", "tls_key", "tls", "concat", "dhchap_secret", "dhchap_ctrl_secret":
+	case "keyring", "tls_key", "tls", "concat":
 		return optUnsupported, true
 	}
 	return 0, false
@@ -116,7 +123,10 @@ func kindOf(key string) (optKind, bool) {
 //
 // Errors wrap ErrOption and name the key: `unknown option "foo"`,
 // `keep_alive_tmo: invalid value "x"`; base is then returned unchanged.
-// TLS and DH-HMAC-CHAP options are recognised but not supported. Call the
+// dhchap_secret and dhchap_ctrl_secret must be DHHC-1 secrets that pass
+// auth.ParseKey (the kernel checks them when it creates the controller;
+// errors here do not repeat the secret). TLS options are recognised but
+// not supported. Call the
 // result's Validate for what creating a TCP controller requires.
 func ParseOptions(s string, base Options) (Options, error) {
 	o := base
@@ -174,6 +184,16 @@ func ParseOptions(s string, base Options) (Options, error) {
 			o.HostTrAddr = val
 		case "host_iface":
 			o.HostIface = val
+		case "dhchap_secret", "dhchap_ctrl_secret":
+			k, err := auth.ParseKey(val)
+			if err != nil {
+				return base, fmt.Errorf("%w: %s: invalid DH-HMAC-CHAP secret: %w", ErrOption, key, err)
+			}
+			if key == "dhchap_secret" {
+				o.DHCHAPSecret = k
+			} else {
+				o.DHCHAPCtrlSecret = k
+			}
 		case "hostid":
 			id, err := ParseUUID(val)
 			if err != nil {
@@ -305,12 +325,19 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// String formats o in the option grammar, so that ParseOptions(o.String(),
+// String is Encode with the DH-HMAC-CHAP secrets written as "<hidden>",
+// safe to log.
+func (o Options) String() string { return o.encode(false) }
+
+// Encode formats o in the option grammar, secrets included (do not log
+// it), so that ParseOptions(o.Encode(),
 // DefaultOptions()) returns o for any o ParseOptions produced. Empty
 // strings, a zero HostID, zero queue counts, a negative Tos and a
 // non-positive ReconnectDelay are left out; durations are written in whole
 // seconds (Off as -1).
-func (o Options) String() string {
+func (o Options) Encode() string { return o.encode(true) }
+
+func (o Options) encode(secrets bool) string {
 	var b strings.Builder
 	add := func(k, v string) {
 		if b.Len() > 0 {
@@ -353,6 +380,17 @@ func (o Options) String() string {
 	if o.HostID != [16]byte{} {
 		add("hostid", FormatUUID(o.HostID))
 	}
+	secret := func(k string, key *auth.Key) {
+		switch {
+		case key == nil:
+		case secrets:
+			add(k, key.Text())
+		default:
+			add(k, "<hidden>")
+		}
+	}
+	secret("dhchap_secret", o.DHCHAPSecret)
+	secret("dhchap_ctrl_secret", o.DHCHAPCtrlSecret)
 	num("queue_size", o.QueueSize, o.QueueSize > 0)
 	num("nr_io_queues", o.NrIOQueues, o.NrIOQueues > 0)
 	num("nr_write_queues", o.NrWriteQueues, o.NrWriteQueues > 0)

@@ -2,6 +2,7 @@ package fabrics
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
@@ -110,7 +111,8 @@ func TestParseOptionsErrorsNameTheKey(t *testing.T) {
 		{"traddr", `traddr: missing value`},
 		{"traddr=", `traddr: missing value`},
 		{"hdr_digest=1", `hdr_digest: takes no value`},
-		{"dhchap_secret=DHHC-1:00:abc", `dhchap_secret: not supported`},
+		{"dhchap_secret=DHHC-1:00:abc", `dhchap_secret: invalid DH-HMAC-CHAP secret`},
+		{"dhchap_ctrl_secret=DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPp:", `dhchap_ctrl_secret: invalid DH-HMAC-CHAP secret: nvme auth: key crc mismatch`},
 		{"tls", `tls: not supported`},
 	}
 	base := DefaultOptions()
@@ -124,6 +126,28 @@ func TestParseOptionsErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("on error returned %+v, want base", got)
 			}
 		})
+	}
+}
+
+func TestDHCHAPOptions(t *testing.T) {
+	const k1 = "DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPo:"
+	const k2 = "DHHC-1:01:AQgPFh0kKzI5QEdOVVxjanF4f4aNlJuiqbC3vsXM09pl1OOC:"
+	o, err := ParseOptions("transport=tcp,traddr=1.2.3.4,nqn=nqn.x,dhchap_secret="+k1+",dhchap_ctrl_secret="+k2, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.DHCHAPSecret.Text() != k1 || o.DHCHAPCtrlSecret.Text() != k2 {
+		t.Fatalf("secrets %q %q", o.DHCHAPSecret.Text(), o.DHCHAPCtrlSecret.Text())
+	}
+	if s := fmt.Sprintf("%v %+v", o, o); strings.Contains(s, "AAcOFRw") || strings.Contains(s, "AQgPFh0") {
+		t.Errorf("formatting the options shows a secret: %s", s)
+	}
+	if again, err := ParseOptions(o.Encode(), DefaultOptions()); err != nil || !reflect.DeepEqual(again, o) {
+		t.Errorf("Encode round trip: %v", err)
+	}
+	_, err = ParseOptions("dhchap_secret=DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPp:", DefaultOptions())
+	if err == nil || strings.Contains(err.Error(), "AAcOFRw") {
+		t.Errorf("bad secret: %v (must fail without repeating it)", err)
 	}
 }
 
@@ -172,6 +196,7 @@ func FuzzParseOptions(f *testing.F) {
 	f.Add("transport=tcp,traddr=127.0.0.1,trsvcid=4420,nqn=nqn.2014-08.org.example:s1,hdr_digest,ctrl_loss_tmo=-1")
 	f.Add("nqn=" + nvme.DiscoveryNQN + ",keep_alive_tmo=0x10,tos=0777,hostid=00000000-0000-4000-8000-000000000000")
 	f.Add("queue_size=16\n,,fast_io_fail_tmo=-2,duplicate_connect,discovery")
+	f.Add("dhchap_secret=DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPo:,dhchap_ctrl_secret=DHHC-1:01:AQgPFh0kKzI5QEdOVVxjanF4f4aNlJuiqbC3vsXM09pl1OOC:")
 	f.Fuzz(func(t *testing.T, s string) {
 		o, err := ParseOptions(s, DefaultOptions())
 		if err != nil {
@@ -180,9 +205,9 @@ func FuzzParseOptions(f *testing.F) {
 			}
 			return
 		}
-		again, err := ParseOptions(o.String(), DefaultOptions())
+		again, err := ParseOptions(o.Encode(), DefaultOptions())
 		if err != nil || !reflect.DeepEqual(again, o) {
-			t.Fatalf("round trip via %q:\n got %+v, %v\nwant %+v", o.String(), again, err, o)
+			t.Fatalf("round trip via %q:\n got %+v, %v\nwant %+v", o.Encode(), again, err, o)
 		}
 		_ = o.Address()
 	})

@@ -160,8 +160,8 @@ func (c *Controller) connectQueue(ctx context.Context, q Queue, qid, sqsize uint
 		c.log.Error("Connect command failed", "qid", qid, "status", st, "dnr", st.DNR())
 		return 0, fmt.Errorf("nvme host: connect qid %d: %w", qid, st)
 	}
-	if cqe.DW0&(fabrics.ConnectAuthATR|fabrics.ConnectAuthASCR) != 0 {
-		return 0, fmt.Errorf("nvme host: connect qid %d: %w", qid, ErrAuthRequired)
+	if err := c.checkAuthReq(ctx, q, qid, cqe.DW0); err != nil {
+		return 0, err
 	}
 	return uint16(cqe.DW0), nil
 }

@@ -129,6 +129,8 @@ type Controller struct {
 	ioPool    sync.Pool // *ioCmd
 
 	onDiscovery func() // persistent discovery: called on a discovery-change AEN
+
+	auth dhchap // DH-HMAC-CHAP secrets and counters
 }
 
 // ioCmd is a pooled command plus room for small command data (DSM ranges,
@@ -237,6 +239,7 @@ func newController(opts fabrics.Options, log hclog.Logger, o []Option) (*Control
 		stop:      make(chan struct{}),
 	}
 	c.rlog = ratelog.New(log, c.clk.Now)
+	c.auth.hostKey, c.auth.ctrlKey = opts.DHCHAPSecret, opts.DHCHAPCtrlSecret
 	c.stateCond = sync.NewCond(&c.mu)
 	c.ioPool.New = func() any { return new(ioCmd) }
 	empty := map[uint32]nsGeom{}

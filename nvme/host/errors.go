@@ -55,6 +55,7 @@ var (
 	ErrUnaligned = errors.New("nvme host: length not a multiple of the block size")
 	// ErrClosed: the controller was closed.
 	ErrClosed = errors.New("nvme host: controller closed")
-	// ErrAuthRequired: the controller asks for DH-HMAC-CHAP, unsupported.
-	ErrAuthRequired = errors.New("nvme host: authentication required (not supported)")
+	// ErrAuthRequired: the controller asks for secure channel
+	// concatenation (Connect AUTHREQ ASCR), which needs TLS: unsupported.
+	ErrAuthRequired = errors.New("nvme host: secure channel concatenation required (not supported)")
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
@@ -123,7 +124,9 @@ func (c *Controller) reconnectLoop(immediate bool) {
 		} else {
 			c.log.Info(fmt.Sprintf("Failed reconnect attempt %d", n), "error", err)
 		}
-		if statusWithDNR(err) {
+		// Like nvmf_should_reconnect: DNR, or a refused authentication
+		// (-EKEYREJECTED), ends the reconnects.
+		if statusWithDNR(err) || errors.Is(err, syscall.EKEYREJECTED) {
 			c.giveUp(fmt.Errorf("%w: %w", ErrCtrlLoss, err))
 			return
 		}

@@ -198,6 +198,13 @@ func (p *Path) Classify(err error, retries int) mpath.Verdict {
 	switch nvme.DecideDisposition(st, retries, false, true) {
 	case nvme.Failover:
 		return mpath.Verdict{Action: mpath.ActionFailover, ANA: st.IsANAError()}
+	case nvme.Authenticate:
+		// nvme_decide_disposition's AUTHENTICATE: re-authenticate the
+		// controller in the background and retry the command.
+		if r, ok := p.ctrl.(interface{ RequestReauth() }); ok {
+			r.RequestReauth()
+		}
+		return mpath.Verdict{Action: mpath.ActionRetry}
 	case nvme.Retry:
 		var d time.Duration
 		if crd := st.CRD(); crd > 0 {
