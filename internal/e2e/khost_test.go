@@ -1,0 +1,117 @@
+package e2e
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/mpathfs/mpathfs/internal/demo"
+	"github.com/mpathfs/mpathfs/internal/kttest"
+	"github.com/mpathfs/mpathfs/nvme"
+)
+
+// The Linux host (the kernel target VM's own NVMe/TCP host with native
+// multipath) against OUR target, one path per guest NIC: data, an ANA
+// change it must see, and a dropped port it must fail over from, on Linux
+// 6.1 and 7.2.
+func TestLinuxHostAgainstOurTarget(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		req  func(testing.TB) *kttest.Target
+	}{{"6.1", kttest.Require}, {"7.2", kttest.RequireUnstable}} {
+		t.Run(c.name, func(t *testing.T) {
+			k := c.req(t)
+			setup, err := demo.Start(demo.Config{Addrs: []string{"127.0.0.1:0", "127.0.0.1:0"}, NSSize: 16 << 20},
+				hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { setup.Close() })
+			t.Cleanup(func() { k.Ctl(t, "khost", "disconnect") })
+			for i, nic := range []string{"10.0.3.2", "10.0.4.2"} {
+				k.Ctl(t, "khost", "connect", nic, strconv.Itoa(setup.Ports[i].Addr().Port), demo.NQN)
+			}
+			// Kernel names: nvme0 = path 1, nvme1 = path 2 (connect order);
+			// the path device of NSID 1 through nvme1 is in ANA group 1.
+			st := khostStatus(t, k, 20*time.Second, func(s khost) bool { return len(s.paths) == 4 && s.ctrl["nvme0"] == "live" && s.ctrl["nvme1"] == "live" })
+			k.Ctl(t, "khost", "dd", "/dev/nvme0n1", "4")
+			k.Ctl(t, "khost", "dd", "/dev/nvme0n2", "4")
+
+			// ANA: port 2 reports group 1 inaccessible; the kernel reads the
+			// ANA log on the AEN and fails I/O over to port 1.
+			p2g1 := ""
+			for name, p := range st.paths {
+				if strings.Contains(name, "c1n") && p.grp == "1" {
+					p2g1 = name
+				}
+			}
+			if p2g1 == "" {
+				t.Fatalf("no path through nvme1 in ANA group 1: %+v", st.paths)
+			}
+			setup.Ports[1].SetANAState(1, nvme.ANAInaccessible)
+			khostStatus(t, k, 20*time.Second, func(s khost) bool { return s.paths[p2g1].ana == "inaccessible" })
+			k.Ctl(t, "khost", "dd", "/dev/nvme0n1", "4")
+			k.Ctl(t, "khost", "dd", "/dev/nvme0n2", "4")
+			setup.Ports[1].SetANAState(1, nvme.ANAOptimized)
+			khostStatus(t, k, 20*time.Second, func(s khost) bool { return s.paths[p2g1].ana == "optimized" })
+
+			// A dropped port: port 1 stops listening and closes its
+			// connections; the kernel's nvme0 leaves live, data keeps flowing
+			// through port 2.
+			if err := setup.Ports[0].StopListening(); err != nil {
+				t.Fatal(err)
+			}
+			setup.Ports[0].DropConnections()
+			khostStatus(t, k, 20*time.Second, func(s khost) bool { return s.ctrl["nvme0"] != "live" })
+			k.Ctl(t, "khost", "dd", "/dev/nvme0n1", "4")
+			k.Ctl(t, "khost", "dd", "/dev/nvme0n2", "4")
+		})
+	}
+}
+
+// khost is `ctl khost status` parsed: controller states and path devices.
+type khost struct {
+	ctrl  map[string]string
+	paths map[string]struct{ ana, grp string }
+}
+
+var (
+	reKCtrl = regexp.MustCompile(`(?m)^(nvme\d+): state=(\S+)`)
+	reKPath = regexp.MustCompile(`(?m)^\s+/dev/(nvme\d+c\d+n\d+): ana_state=(\S+) ana_grpid=(\d+)`)
+)
+
+// khostStatus polls the kernel host's status (no event reaches us from the
+// guest) until cond holds.
+func khostStatus(t *testing.T, k *kttest.Target, timeout time.Duration, cond func(khost) bool) khost {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out := k.Ctl(t, "khost", "status")
+		s := khost{ctrl: map[string]string{}, paths: map[string]struct{ ana, grp string }{}}
+		for _, m := range reKCtrl.FindAllStringSubmatch(out, -1) {
+			s.ctrl[m[1]] = m[2]
+		}
+		for _, m := range reKPath.FindAllStringSubmatch(out, -1) {
+			s.paths[m[1]] = struct{ ana, grp string }{m[2], m[3]}
+		}
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kernel host did not reach the expected state in %s:\n%s", timeout, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// testWriter sends log output to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
