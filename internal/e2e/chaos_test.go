@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -88,12 +87,4 @@ func TestChaosShort(t *testing.T) {
 		}
 		t.Fatalf("chaos run failed (replay with MPATHFS_CHAOS_SEED=%d): %s", seed, sum)
 	}
-}
-
-// testWriter sends the runner's progress lines to the test log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
