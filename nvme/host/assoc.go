@@ -560,7 +560,7 @@ func (a *assoc) aerLoop() {
 			kick(a.resvKick)
 		case ev.Type == nvme.AENTypeError && ev.Info == 0x03:
 			c.log.Error("persistent internal error, resetting controller")
-			c.resetAsync(a, errors.New("async event: persistent internal error"))
+			c.resetAsync(a, errors.New("async event: persistent internal error"), nil)
 			return
 		default:
 			c.rlog.Warn("unhandled async event", "dw0", fmt.Sprintf("0x%08x", cqe.DW0))

@@ -141,7 +141,7 @@ func TestReconnectScheduleFakeClock(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.resetWork(&assoc{c: c, ctx: context.Background(), cancel: func() {}}, errors.New("test"), false)
+		c.resetWork(&assoc{c: c, ctx: context.Background(), cancel: func() {}}, errors.New("test"), false, nil)
 	}()
 	ev.waitState(t, StateConnecting)
 	clk.waitCreated(t) // fast_io_fail timer

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,7 +34,7 @@ func (c *Controller) errorRecovery(a *assoc, cause error) {
 	c.log.Warn("starting error recovery", "cause", cause)
 	go func() {
 		defer c.bg.Done()
-		c.resetWork(a, cause, false)
+		c.resetWork(a, cause, false, nil)
 	}()
 }
 
@@ -50,13 +51,22 @@ func (c *Controller) beginBackground() bool {
 
 // resetWork tears a down, moves RESETTING -> CONNECTING and reconnects;
 // immediate makes the first attempt at once (Reset) rather than after
-// reconnect_delay (error recovery).
-func (c *Controller) resetWork(a *assoc, cause error, immediate bool) {
+// reconnect_delay (error recovery). attempted, if not nil, is called once,
+// when the first reconnect attempt ended (or the work stopped before one):
+// the end of the kernel's reset work.
+func (c *Controller) resetWork(a *assoc, cause error, immediate bool, attempted func()) {
+	var once sync.Once
+	notify := func() {
+		if attempted != nil {
+			once.Do(attempted)
+		}
+	}
+	defer notify()
 	a.teardown()
 	if !c.changeState(StateConnecting, nil, cause) {
 		return
 	}
-	c.reconnectLoop(immediate)
+	c.reconnectLoop(immediate, notify)
 }
 
 // maxReconnects is ceil(ctrl_loss_tmo / reconnect_delay), -1 = forever.
@@ -75,7 +85,7 @@ func maxReconnects(o fabrics.Options) int {
 // controller on the target) until one goes LIVE, the controller is closed,
 // max reconnects is reached or a setup fails with DNR; the last two
 // delete the controller and leave it dead.
-func (c *Controller) reconnectLoop(immediate bool) {
+func (c *Controller) reconnectLoop(immediate bool, attempted func()) {
 	limit := maxReconnects(c.opts)
 	delay := c.opts.ReconnectDelay
 	if delay <= 0 {
@@ -115,6 +125,9 @@ func (c *Controller) reconnectLoop(immediate bool) {
 				a.teardown()
 			}
 			return
+		}
+		if attempted != nil {
+			attempted()
 		}
 		if ctx.Err() != nil {
 			return
@@ -177,8 +190,8 @@ func (c *Controller) stopFailfastLocked() {
 
 // resetAsync is nvme_reset_ctrl for internal triggers (ANATT expiry,
 // persistent internal error): like error recovery, but the first
-// reconnect attempt is immediate.
-func (c *Controller) resetAsync(a *assoc, cause error) bool {
+// reconnect attempt is immediate. attempted is as for resetWork.
+func (c *Controller) resetAsync(a *assoc, cause error, attempted func()) bool {
 	if !c.beginBackground() {
 		return false
 	}
@@ -188,26 +201,34 @@ func (c *Controller) resetAsync(a *assoc, cause error) bool {
 	}
 	go func() {
 		defer c.bg.Done()
-		c.resetWork(a, cause, true)
+		c.resetWork(a, cause, true, attempted)
 	}()
 	return true
 }
 
-// Reset resets the controller (sysfs reset_controller): LIVE ->
-// RESETTING, tear down, reconnect at once (then every reconnect_delay on
-// failure). It waits until the controller is LIVE again (nil), dead or
-// deleted (error), or ctx ends.
+// Reset resets the controller (sysfs reset_controller) as
+// nvme_reset_ctrl_sync does: only a LIVE controller can be reset (else
+// EBUSY at once); LIVE -> RESETTING, tear down, one immediate reconnect
+// attempt, then it returns: nil if the controller is LIVE again, else
+// ENETRESET (it keeps reconnecting every reconnect_delay in the background).
 func (c *Controller) Reset(ctx context.Context) error {
 	a := c.cur.Load()
-	if a == nil || !c.resetAsync(a, errors.New("reset requested")) {
-		return fmt.Errorf("nvme host: cannot reset in state %s", c.State())
+	if a == nil || c.State() != StateLive {
+		return fmt.Errorf("nvme host: cannot reset in state %s: %w", c.State(), syscall.EBUSY)
 	}
-	return c.WaitState(ctx, func(s State) bool { return s != StateResetting && s != StateConnecting }, func(s State) error {
-		if s == StateLive {
-			return nil
-		}
-		return fmt.Errorf("nvme host: reset ended in state %s", s)
-	})
+	done := make(chan struct{})
+	if !c.resetAsync(a, errors.New("reset requested"), func() { close(done) }) {
+		return fmt.Errorf("nvme host: cannot reset in state %s: %w", c.State(), syscall.EBUSY)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if s := c.State(); s != StateLive {
+		return fmt.Errorf("nvme host: reset ended in state %s: %w", s, syscall.ENETRESET)
+	}
+	return nil
 }
 
 // WaitState blocks until cond(state) holds or ctx ends, then returns

@@ -311,7 +311,7 @@ func (c *Controller) updateANATTLocked(a *assoc) {
 		d := 2 * time.Duration(a.id.ANATT) * time.Second
 		a.anatt = c.clk.AfterFunc(d, func() {
 			c.log.Warn("ANATT timeout, resetting controller.")
-			c.resetAsync(a, errors.New("ANATT timeout"))
+			c.resetAsync(a, errors.New("ANATT timeout"), nil)
 		})
 	case !inChange && a.anatt != nil:
 		a.anatt.Stop()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -740,4 +741,52 @@ func TestScanPaging(t *testing.T) {
 			t.Fatalf("namespace %d has nsid %d", i, ns.NSID)
 		}
 	}
+}
+
+// TestResetBrokenPath: reset_controller's return codes are
+// nvme_reset_ctrl_sync's: on a path whose target is gone, Reset returns
+// ENETRESET after the one immediate reconnect attempt (not after
+// ctrl_loss_tmo), and a controller that is not LIVE cannot be reset: EBUSY
+// at once. The controller keeps reconnecting in the background.
+func TestResetBrokenPath(t *testing.T) {
+	e := newEnv(t)
+	o := e.opts(0)
+	o.ReconnectDelay = time.Hour // only Reset's own attempt runs here
+	c := connect(t, o)
+	ev := record(c)
+	if err := e.ports[0].StopListening(); err != nil {
+		t.Fatal(err)
+	}
+	e.ports[0].DropConnections()
+	ev.waitState(t, StateResetting)
+	ev.waitState(t, StateConnecting)
+	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+	defer cancel()
+	if err := c.Reset(ctx); !errors.Is(err, syscall.EBUSY) {
+		t.Fatalf("Reset while connecting: %v, want EBUSY", err)
+	}
+	if err := e.ports[0].StartListening(); err != nil {
+		t.Fatal(err)
+	}
+	// Let the controller come back, then break the path under a LIVE one.
+	c2 := connect(t, e.opts(0))
+	ev2 := record(c2)
+	if err := e.ports[0].StopListening(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := c2.Reset(ctx)
+	if !errors.Is(err, syscall.ENETRESET) {
+		t.Fatalf("Reset with the target gone: %v, want ENETRESET", err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("Reset returned after %v, want after one attempt", el)
+	}
+	if s := c2.State(); s != StateConnecting {
+		t.Errorf("state after the failed reset %s, want connecting", s)
+	}
+	if err := e.ports[0].StartListening(); err != nil {
+		t.Fatal(err)
+	}
+	ev2.waitState(t, StateLive)
 }
