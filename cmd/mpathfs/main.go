@@ -8,6 +8,7 @@
 //	mpathfs list-subsys [-v] [-o json] [MOUNTPOINT]
 //	mpathfs show-topology [-v] [-r namespace|ctrl|multipath] [-o json] [MOUNTPOINT]
 //	mpathfs discover traddr=ADDR[,trsvcid=PORT,...]
+//	mpathfs top [-d SECONDS] [-o json] [MOUNTPOINT]
 //	mpathfs resv-register|resv-acquire|resv-release|resv-report NSFILE [nvme-cli options]
 //	mpathfs CONFIG.toml MOUNTPOINT [-o OPTS]   (as mount.fuse3 helper: mount -t fuse.mpathfs)
 package main
@@ -37,6 +38,8 @@ commands:
   list-subsys [-v] [-o json] [MOUNTPOINT]
   show-topology [-v] [-r namespace|ctrl|multipath] [-o json] [MOUNTPOINT]
         print the mounted tree like nvme-cli
+  top [-d SECONDS] [-o json] [MOUNTPOINT]
+        live view of controllers, paths and namespaces (q or Ctrl-C quits; / reads the kernel's /sys)
   resv-register NSFILE [--crkey K] [--nrkey K] [--rrega 0|1|2] [--iekey]
   resv-acquire NSFILE [--crkey K] [--prkey K] [--rtype T] [--racqa 0|1|2] [--iekey]
   resv-release NSFILE [--crkey K] [--rtype T] [--rrela 0|1] [--iekey]
@@ -91,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdResvReport(rest, stdout)
 	case "discover":
 		err = cmdDiscover(ctx, rest, stdout, stderr)
+	case "top":
+		err = cmdTop(ctx, rest, stdout, stderr)
 	case "ramfs":
 		err = cmdRAMFS(ctx, rest, stderr)
 	case "help", "-h", "--help":
