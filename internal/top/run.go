@@ -120,4 +120,3 @@ func cbreak(f *os.File) (func(), error) {
 	}
 	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
 }
-
