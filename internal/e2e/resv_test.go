@@ -41,8 +41,9 @@ func prclient(t *testing.T, file string, args ...string) string {
 
 func wantPR(t *testing.T, who, file, want string, args ...string) {
 	t.Helper()
+	t0 := time.Now()
 	got := prclient(t, file, args...)
-	t.Logf("%s: ioctl %s -> %s", who, strings.Join(args, " "), got)
+	t.Logf("%s: ioctl %s -> %s (%v)", who, strings.Join(args, " "), got, time.Since(t0).Round(time.Millisecond))
 	if got != want {
 		t.Fatalf("%s: %v = %q, want %q", who, args, got, want)
 	}
@@ -347,4 +348,63 @@ func TestKernelTarget72Reservations(t *testing.T) {
 	wantPR(t, "A", fa, "ret 0", "clear", "0xA1")
 	wantIO(t, "B", fb, true, nil)
 	wantPR(t, "A", fa, "errno EINVAL", "reserve", "0xA1", "7")
+}
+
+// currentPath returns the index (0 or 1) of the path carrying e's writes
+// to nvme0n1.
+func currentPath(t *testing.T, e *env) int {
+	t.Helper()
+	w0 := e.statField("sys/block/nvme0c0n1", 4)
+	wantIO(t, "A", e.path("nvme0n1"), true, nil)
+	if e.statField("sys/block/nvme0c0n1", 4) != w0 {
+		return 0
+	}
+	return 1
+}
+
+// TestReservationInDoubt: the target runs a reservation command and loses
+// its completion with the connection (LoseNextCompletions). The host fails
+// over, waits for the fence, and decides from a Reservation Report on the
+// other path: a Replace or Preempt that took effect is not re-sent (a blind
+// re-send would answer Reservation Conflict, 24); an Acquire, idempotent,
+// is re-sent.
+func TestReservationInDoubt(t *testing.T) {
+	requireFUSE(t, "python3")
+	a := newEnv(t, envConfig{HostID: hostA})
+	bcfg := a.cfg
+	bcfg.Reuse, bcfg.HostID = a.setup, hostB
+	b := newEnv(t, bcfg)
+	fa, fb := a.path("nvme0n1"), b.path("nvme0n1")
+	const notResent = "in-doubt reservation command took effect before the path was lost; not re-sent"
+
+	wantPR(t, "A", fa, "ret 0", "register", "0", "0xA1")
+	lose := func() {
+		p := currentPath(t, a)
+		a.setup.Ports[p].LoseNextCompletions(1)
+		t.Logf("port %d will lose the next completion", p)
+	}
+
+	lose()
+	wantPR(t, "A", fa, "ret 0", "register", "0xA1", "0xA2") // Replace
+	if n := a.logs.Count(notResent); n != 1 {
+		t.Fatalf("%d %q lines after the in-doubt Replace, want 1", n, notResent)
+	}
+	wantCLI(t, true, "  rkey       : a2\n", "resv-report", fa)
+
+	lose()
+	wantPR(t, "A", fa, "ret 0", "reserve", "0xA2", "1") // Acquire: re-sent
+	if n := a.logs.Count(notResent); n != 1 {
+		t.Fatalf("the idempotent Acquire was decided by report (%d lines), want re-sent", n)
+	}
+	wantIO(t, "B", fb, true, syscall.EBADE)
+
+	wantPR(t, "B", fb, "ret 0", "register", "0", "0xB1")
+	lose()
+	wantPR(t, "A", fa, "ret 0", "preempt-abort", "0xA2", "0xB1", "1") // B's key removed
+	if n := a.logs.Count(notResent); n != 2 {
+		t.Fatalf("%d %q lines after the in-doubt Preempt, want 2", n, notResent)
+	}
+	wantPR(t, "B", fb, "ret 0 generation 4 num_keys 1", "read-keys", "0")
+	wantIO(t, "B", fb, true, syscall.EBADE)
+	wantPR(t, "A", fa, "ret 0", "clear", "0xA2")
 }

@@ -268,6 +268,11 @@ func (c *conn) lockW() bool {
 
 // complete sends the completion of r and recycles it.
 func (c *conn) complete(r *request, st nvme.Status, dw0 uint32) {
+	if c.qid != 0 && c.p.takeLoss() {
+		c.closeSocket() // the command ran; its completion is lost
+		c.putReq(r)
+		return
+	}
 	c.fillCQE(r, st, dw0)
 	if c.lockW() {
 		_ = c.w.CapsuleResp(&r.cqe)

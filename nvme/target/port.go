@@ -22,6 +22,7 @@ type Port struct {
 	stalled atomic.Bool
 	failN   atomic.Int64
 	failSt  atomic.Uint32
+	loseN   atomic.Int64 // LoseNextCompletions
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -337,6 +338,25 @@ func (p *Port) deferClose(c *conn) bool {
 func (p *Port) FailNextIO(n int, st nvme.Status) {
 	p.failSt.Store(uint32(st))
 	p.failN.Store(int64(max(n, 0)))
+}
+
+// LoseNextCompletions makes the next n I/O commands on this port that
+// complete without data run, then lose their completion: the connection
+// is closed instead of sending it, so the host cannot know whether they
+// took effect (the in-doubt case of a lost path). n <= 0 cancels.
+func (p *Port) LoseNextCompletions(n int) { p.loseN.Store(int64(max(n, 0))) }
+
+// takeLoss reports whether this completion is to be lost.
+func (p *Port) takeLoss() bool {
+	for {
+		n := p.loseN.Load()
+		if n <= 0 {
+			return false
+		}
+		if p.loseN.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
 }
 
 // takeFailure returns the injected status for one I/O command, or 0.
