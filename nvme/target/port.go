@@ -346,6 +346,9 @@ func (p *Port) FailNextIO(n int, st nvme.Status) {
 // took effect (the in-doubt case of a lost path). n <= 0 cancels.
 func (p *Port) LoseNextCompletions(n int) { p.loseN.Store(int64(max(n, 0))) }
 
+// PendingLosses returns how many completions LoseNextCompletions still loses.
+func (p *Port) PendingLosses() int { return int(p.loseN.Load()) }
+
 // takeLoss reports whether this completion is to be lost.
 func (p *Port) takeLoss() bool {
 	for {

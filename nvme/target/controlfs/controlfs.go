@@ -14,6 +14,9 @@
 //	ports/N/fault/stall                read/write 0|1: keep TCP open, answer nothing
 //	ports/N/fault/fail_next            write "COUNT [STATUS]" (STATUS like 0x302,
 //	                                   default 0x300): fail the next COUNT I/Os
+//	ports/N/fault/lose_next            read/write COUNT: the next COUNT I/Os
+//	                                   completing without data run, then their
+//	                                   connection closes instead of completing
 //	ports/N/fault/listen               read/write 0|1: stop/start listening
 //	subsystems/<nqn>/attr_model, attr_serial, attr_firmware, attr_allow_any_host
 //	subsystems/<nqn>/namespaces/<nsid>/device_path, device_size, device_uuid,
@@ -209,6 +212,17 @@ func (d *portDir) OnAdd(ctx context.Context) {
 				return p.StartListening()
 			}
 			return p.StopListening()
+		}})
+	add("lose_next", &attrFile{
+		show: func() string { return strconv.Itoa(p.PendingLosses()) },
+		store: func(v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 {
+				return fmt.Errorf("bad count %q", v)
+			}
+			d.r.log.Info("control: lose next completions", "port", p.ID(), "count", n)
+			p.LoseNextCompletions(n)
+			return nil
 		}})
 	add("fail_next", &attrFile{
 		show: func() string {

@@ -152,6 +152,16 @@ func TestTree(t *testing.T) {
 	if err := write(filepath.Join(dir, "ports/1/fault/fail_next"), "x"); err == nil {
 		t.Error("bad fail_next accepted")
 	}
+	if err := write(filepath.Join(dir, "ports/1/fault/lose_next"), "2"); err != nil || p1.PendingLosses() != 2 {
+		t.Fatalf("lose_next: %v, %d pending", err, p1.PendingLosses())
+	}
+	if got := read(t, filepath.Join(dir, "ports/1/fault/lose_next")); got != "2\n" {
+		t.Errorf("lose_next reads %q", got)
+	}
+	if err := write(filepath.Join(dir, "ports/1/fault/lose_next"), "-1"); err == nil || p1.PendingLosses() != 2 {
+		t.Error("bad lose_next accepted")
+	}
+	p1.LoseNextCompletions(0)
 	if err := write(filepath.Join(dir, "ports/1/fault/drop"), "1"); err != nil {
 		t.Fatal(err)
 	}
