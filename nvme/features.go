@@ -2,6 +2,7 @@ package nvme
 
 // Feature identifiers (reference §4.3).
 const (
+	FeatVolatileWC       = 0x06
 	FeatNumQueues        = 0x07
 	FeatAsyncEventConfig = 0x0B
 	FeatTimestamp        = 0x0E

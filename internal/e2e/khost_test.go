@@ -40,6 +40,11 @@ func TestLinuxHostAgainstOurTarget(t *testing.T) {
 			st := khostStatus(t, k, 20*time.Second, func(s khost) bool { return len(s.paths) == 4 && s.ctrl["nvme0"] == "live" && s.ctrl["nvme1"] == "live" })
 			k.Ctl(t, "khost", "dd", "/dev/nvme0n1", "4")
 			k.Ctl(t, "khost", "dd", "/dev/nvme0n2", "4")
+			// Linux derives the physical block from our atomic and
+			// granularity fields, as from nvmet's.
+			if got := k.Ctl(t, "sh", "cat /sys/block/nvme0n1/queue/physical_block_size"); got != "4096\n" {
+				t.Errorf("kernel host: physical_block_size %q, want 4096", got)
+			}
 
 			// ANA: port 2 reports group 1 inaccessible; the kernel reads the
 			// ANA log on the AEN and fails I/O over to port 1.

@@ -2,6 +2,7 @@ package target
 
 import (
 	"encoding/binary"
+	"fmt"
 	"sort"
 	"time"
 
@@ -107,7 +108,9 @@ func (c *Controller) identifyController() *nvme.IdentifyController {
 	if c.discovery {
 		id.CNTRLTYPE = nvme.CtrlTypeDiscovery
 		id.OAES = nvme.AENCfgDiscoveryChange
-		id.MAXCMD = aqDepth
+		// As nvmet: the port's queue size, so a host's default queue_size
+		// is not clamped ("sqsize 128 > ctrl maxcmd 32, clamping down").
+		id.MAXCMD = uint16(c.port.cfg.MaxQueueSize)
 		id.LPA = 1 << 2
 		id.SerialNumber = "mpathfs-discovery"
 		return id
@@ -124,6 +127,10 @@ func (c *Controller) identifyController() *nvme.IdentifyController {
 	return id
 }
 
+// physBlockSize is the physical block size our namespaces report: RAM and
+// files are written in pages, as brd reports 4096.
+const physBlockSize = 4096
+
 // identifyNamespace returns Identify Namespace data for ns.
 func (ns *Namespace) identify() *nvme.IdentifyNamespace {
 	id := &nvme.IdentifyNamespace{
@@ -138,6 +145,13 @@ func (ns *Namespace) identify() *nvme.IdentifyNamespace {
 	if ns.bs == 4096 {
 		lbads = 12
 	}
+	// As nvmet over a brd/page-granular device: atomic write unit,
+	// preferred write and deallocate granularity and alignment are one
+	// physical block (0's based, in logical blocks); no optimal write size.
+	lpp := uint16(max(physBlockSize/ns.bs, 1) - 1)
+	id.NSFEAT |= nvme.NSFEATAtomics | nvme.NSFEATOptPerf
+	id.NAWUN, id.NAWUPF, id.NACWU = lpp, lpp, lpp
+	id.NPWG, id.NPWA, id.NPDG, id.NPDA = lpp, lpp, lpp, lpp
 	id.LBAF[0] = nvme.LBAFormat{LBADS: lbads}
 	return id
 }
@@ -212,6 +226,11 @@ func (c *conn) getLogPage(ctrl *Controller, r *request) {
 		full = nil // no error log entries: all zeroes
 	case lid == nvme.LogSMART:
 		full = make([]byte, 512)
+	case lid == nvme.LogFWSlot:
+		// Mandatory: slot 1 active (AFI), holding the firmware revision.
+		full = make([]byte, 512)
+		full[0] = 1
+		copy(full[8:16], fmt.Sprintf("%-8.8s", ctrl.s.cfg.Firmware))
 	case lid == nvme.LogCmdEffects:
 		full = cmdEffectsLog()
 	case lid == nvme.LogChangedNS:
@@ -370,6 +389,8 @@ func (c *conn) getFeatures(ctrl *Controller, r *request) (nvme.Status, uint32) {
 		return 0, nvme.NumQueues(n)
 	case fid == nvme.FeatAsyncEventConfig:
 		return 0, ctrl.aec
+	case fid == nvme.FeatVolatileWC && !ctrl.discovery:
+		return 0, 1 // enabled, as VWC reports it present
 	case fid == nvme.FeatKeepAliveTimer:
 		return 0, uint32(ctrl.kato.Milliseconds())
 	case fid == nvme.FeatResvNotifyMask && !ctrl.discovery:

@@ -48,8 +48,14 @@ type Controller struct {
 }
 
 func newController(s *Subsystem, p *Port, cd fabrics.ConnectData, admin *conn) *Controller {
+	// The events enabled before any Set Features: nvmet's
+	// NVMET_AEN_CFG_OPTIONAL (0x900) and NVMET_DISC_AEN_CFG_OPTIONAL.
+	aec := uint32(nvme.AENCfgNSAttr | nvme.AENCfgANAChange)
+	if s.discovery {
+		aec = nvme.AENCfgDiscoveryChange
+	}
 	return &Controller{s: s, port: p, hostNQN: cd.HostNQN, hostID: cd.HostID, discovery: s.discovery,
-		t0: time.Now(), admin: admin, queues: map[uint16]*conn{}}
+		t0: time.Now(), admin: admin, queues: map[uint16]*conn{}, aec: aec}
 }
 
 // CNTLID returns the controller ID.

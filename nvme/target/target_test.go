@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -1042,5 +1043,53 @@ func TestTeardownClosesIOQueues(t *testing.T) {
 	}
 	if !errors.Is(err, io.EOF) && !isReset(err) {
 		t.Fatalf("I/O queue: %v, want EOF", err)
+	}
+}
+
+// What the kernel target answers and ours did not (issue 8, behaviour 12):
+// atomic and preferred-granularity fields of one physical block, AEC 0x900
+// before any Set Features, Get Features 0x06, the firmware slot log, and a
+// discovery MAXCMD that does not clamp the host's queue size.
+func TestAnswersAsNvmet(t *testing.T) {
+	f := newFixture(t, PortConfig{})
+	c := admin(t, f.a1, testNQN, 0, 0)
+	buf := make([]byte, nvme.IdentifyDataSize)
+	must(t, "identify ns", c.exec(nvme.NewIdentify(nvme.CNSNamespace, 1, 0, 0), buf, nil))
+	ns, err := nvme.ParseIdentifyNamespace(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lpp := uint16(physBlockSize/ns.BlockSize() - 1)
+	if ns.NSFEAT&(nvme.NSFEATAtomics|nvme.NSFEATOptPerf) != nvme.NSFEATAtomics|nvme.NSFEATOptPerf ||
+		ns.NAWUPF != lpp || ns.NAWUN != lpp || ns.NPWG != lpp || ns.NPDG != lpp || ns.NOWS != 0 {
+		t.Errorf("NSFEAT %#x NAWUN %d NAWUPF %d NPWG %d NPDG %d NOWS %d; want atomics and granularity %d", ns.NSFEAT, ns.NAWUN, ns.NAWUPF, ns.NPWG, ns.NPDG, ns.NOWS, lpp)
+	}
+	must(t, "identify ctrl", c.exec(nvme.NewIdentify(nvme.CNSController, 0, 0, 0), buf, nil))
+	id, err := nvme.ParseIdentifyController(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := nvme.Limits(id, ns); l.PhysicalBlockSize != physBlockSize || l.AtomicWriteMax != physBlockSize {
+		t.Errorf("Linux would show physical_block_size %d, atomic_write_max_bytes %d; want %d", l.PhysicalBlockSize, l.AtomicWriteMax, physBlockSize)
+	}
+	if cqe := must(t, "get AEC", c.exec(nvme.NewGetFeatures(nvme.FeatAsyncEventConfig, 0), nil, nil)); cqe.DW0 != 0x900 {
+		t.Errorf("AEC %#x before Set Features, want 0x900", cqe.DW0)
+	}
+	if cqe := must(t, "get VWC", c.exec(nvme.NewGetFeatures(nvme.FeatVolatileWC, 0), nil, nil)); cqe.DW0 != 1 {
+		t.Errorf("VWC feature %#x, want 1", cqe.DW0)
+	}
+	fw := make([]byte, 512)
+	must(t, "firmware slot log", c.exec(nvme.NewGetLogPage(nvme.LogFWSlot, nvme.NSIDAll, 0, false, 0, 512), fw, nil))
+	if fw[0] != 1 || strings.TrimRight(string(fw[8:16]), " ") == "" {
+		t.Errorf("firmware slot log AFI %d, slot 1 %q", fw[0], fw[8:16])
+	}
+	d := admin(t, f.a2, nvme.DiscoveryNQN, 0, 0)
+	must(t, "identify discovery ctrl", d.exec(nvme.NewIdentify(nvme.CNSController, 0, 0, 0), buf, nil))
+	did, err := nvme.ParseIdentifyController(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if did.MAXCMD < 128 {
+		t.Errorf("discovery MAXCMD %d: Linux clamps queue_size 128 down to it", did.MAXCMD)
 	}
 }
