@@ -9,6 +9,7 @@
 //	mpathfs show-topology [-v] [-r namespace|ctrl|multipath] [-o json] [MOUNTPOINT]
 //	mpathfs discover traddr=ADDR[,trsvcid=PORT,...]
 //	mpathfs top [-d SECONDS] [-o json] [MOUNTPOINT]
+//	mpathfs connect|connect-all MOUNTPOINT OPTS, mpathfs disconnect MOUNTPOINT -n NQN|-d nvmeX
 //	mpathfs resv-register|resv-acquire|resv-release|resv-report NSFILE [nvme-cli options]
 //	mpathfs CONFIG.toml MOUNTPOINT [-o OPTS]   (as mount.fuse3 helper: mount -t fuse.mpathfs)
 package main
@@ -38,6 +39,10 @@ commands:
   list-subsys [-v] [-o json] [MOUNTPOINT]
   show-topology [-v] [-r namespace|ctrl|multipath] [-o json] [MOUNTPOINT]
         print the mounted tree like nvme-cli
+  connect MOUNTPOINT traddr=ADDR,trsvcid=PORT,nqn=NQN[,...]
+  disconnect MOUNTPOINT (-n NQN | -d nvmeX[,nvmeY])
+  connect-all MOUNTPOINT traddr=ADDR[,trsvcid=8009,...]
+        add or remove controllers of a running mount (MOUNTPOINT/dev/nvme-fabrics, delete_controller)
   top [-d SECONDS] [-o json] [MOUNTPOINT]
         live view of controllers, paths and namespaces (q or Ctrl-C quits; / reads the kernel's /sys)
   resv-register NSFILE [--crkey K] [--nrkey K] [--rrega 0|1|2] [--iekey]
@@ -96,6 +101,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDiscover(ctx, rest, stdout, stderr)
 	case "top":
 		err = cmdTop(ctx, rest, stdout, stderr)
+	case "connect":
+		err = cmdConnect(rest, stdout, stderr)
+	case "disconnect":
+		err = cmdDisconnect(ctx, rest, stdout, stderr)
+	case "connect-all":
+		err = cmdConnectAll(ctx, rest, stdout, stderr)
 	case "ramfs":
 		err = cmdRAMFS(ctx, rest, stderr)
 	case "help", "-h", "--help":
