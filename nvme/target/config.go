@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/auth"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
 
@@ -38,9 +39,57 @@ type Config struct {
 	Subsystems []ConfigSubsystem `json:"subsystems"`
 }
 
-// ConfigHost is an entry of "hosts" (a host NQN subsystems may allow).
+// ConfigHost is an entry of "hosts" (a host NQN subsystems may allow),
+// with the DH-HMAC-CHAP attributes of nvmet's hosts/<nqn> directory under
+// their configfs names (nvmetcli itself does not save them): dhchap_key
+// and dhchap_ctrl_key as nvme gen-dhchap-key writes them ("DHHC-1:..."),
+// dhchap_hash "hmac(sha256)" (default), "hmac(sha384)" or "hmac(sha512)",
+// dhchap_dhgroup "null" (default) or "ffdhe2048" ... "ffdhe8192". They
+// take effect where a subsystem lists the host in allowed_hosts.
 type ConfigHost struct {
-	NQN string `json:"nqn"`
+	NQN           string `json:"nqn"`
+	DHCHAPKey     Attr   `json:"dhchap_key,omitempty"`
+	DHCHAPCtrlKey Attr   `json:"dhchap_ctrl_key,omitempty"`
+	DHCHAPHash    Attr   `json:"dhchap_hash,omitempty"`
+	DHCHAPDHGroup Attr   `json:"dhchap_dhgroup,omitempty"`
+}
+
+// hostAuth parses the DH-HMAC-CHAP attributes (errors never repeat a key).
+func (h *ConfigHost) hostAuth(p string) (HostAuth, error) {
+	var a HostAuth
+	var err error
+	key := func(name string, v Attr) (*auth.Key, error) {
+		s := strings.TrimSpace(string(v))
+		if s == "" {
+			return nil, nil
+		}
+		k, err := auth.ParseKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", p, name, err)
+		}
+		return k, nil
+	}
+	if a.Key, err = key("dhchap_key", h.DHCHAPKey); err != nil {
+		return a, err
+	}
+	if a.CtrlKey, err = key("dhchap_ctrl_key", h.DHCHAPCtrlKey); err != nil {
+		return a, err
+	}
+	if a.CtrlKey != nil && a.Key == nil {
+		return a, fmt.Errorf("%s.dhchap_ctrl_key: needs a dhchap_key", p)
+	}
+	a.Hash = auth.SHA256
+	if v := strings.TrimSpace(string(h.DHCHAPHash)); v != "" {
+		if a.Hash, err = auth.ParseHash(v); err != nil {
+			return a, fmt.Errorf("%s.dhchap_hash: %w", p, err)
+		}
+	}
+	if v := strings.TrimSpace(string(h.DHCHAPDHGroup)); v != "" {
+		if a.Group, err = auth.ParseDHGroup(v); err != nil {
+			return a, fmt.Errorf("%s.dhchap_dhgroup: %w", p, err)
+		}
+	}
+	return a, nil
 }
 
 // ConfigAddr is the "addr" group of a port or a referral.
@@ -214,6 +263,9 @@ func (c *Config) Validate() error {
 		}
 		if err := checkNQN(h.NQN); err != nil {
 			return fmt.Errorf("hosts[%d].nqn: %w", i, err)
+		}
+		if _, err := h.hostAuth(fmt.Sprintf("hosts[%d]", i)); err != nil {
+			return err
 		}
 		hosts[h.NQN] = true
 	}
@@ -685,6 +737,10 @@ type Referral struct {
 func (t *Target) Apply(cfg *Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("apply: %w", err)
+	}
+	for i := range cfg.Hosts {
+		a, _ := cfg.Hosts[i].hostAuth("") // checked by Validate
+		t.SetHostAuth(cfg.Hosts[i].NQN, a)
 	}
 	used := map[uint32]bool{}
 	for i := range cfg.Subsystems {

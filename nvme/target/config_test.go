@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/mpathfs/mpathfs/nvme/auth"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -158,6 +159,38 @@ func TestApplyFileNamespace(t *testing.T) {
 	}
 }
 
+const testDHKey = "DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPo:"
+
+// TestHostsDHCHAP: the hosts' DH-HMAC-CHAP attributes load and apply;
+// errors never repeat the key.
+func TestHostsDHCHAP(t *testing.T) {
+	js := `{"hosts":[{"nqn":"nqn.h:1","dhchap_key":"` + testDHKey + `","dhchap_ctrl_key":"` + testDHKey + `","dhchap_hash":"hmac(sha512)","dhchap_dhgroup":"ffdhe4096"},{"nqn":"nqn.h:2"}],` +
+		`"subsystems":[{"nqn":"nqn.a:b","attr":{"allow_any_host":"0"},"allowed_hosts":["nqn.h:1"],"namespaces":[]}],"ports":[]}`
+	cfg, err := LoadNvmetcliJSON(strings.NewReader(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := New(nil)
+	defer tg.Close()
+	if err := tg.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	a := tg.HostAuth("nqn.h:1")
+	if a.Key == nil || a.Key.Text() != testDHKey || a.CtrlKey == nil || a.Hash != auth.SHA512 || a.Group != auth.FFDHE4096 {
+		t.Fatalf("host auth %+v", a)
+	}
+	if a := tg.HostAuth("nqn.h:2"); a.Key != nil || a.Hash != auth.SHA256 || a.Group != auth.DHNull {
+		t.Fatalf("host without keys: %+v", a)
+	}
+	if p := tg.authParams(tg.Subsystem("nqn.a:b"), "nqn.h:1"); p == nil || p.Group != auth.FFDHE4096 {
+		t.Fatalf("authParams = %+v", p)
+	}
+	bad := strings.Replace(js, testDHKey[10:30], "AAAAAAAAAAAAAAAAAAAA", 1)
+	if _, err := LoadNvmetcliJSON(strings.NewReader(bad)); err == nil || strings.Contains(err.Error(), "AAAAAAAAAAAA") || strings.Contains(err.Error(), testDHKey[30:40]) {
+		t.Fatalf("bad key: %v", err)
+	}
+}
+
 func TestLoadNvmetcliJSONErrors(t *testing.T) {
 	base := `{"hosts":[],"subsystems":[{"nqn":"nqn.a:b","namespaces":[{"nsid":1,"device":{"path":"ram:1M"}}]}],"ports":[{"portid":1,"addr":{"trtype":"tcp","adrfam":"ipv4","traddr":"127.0.0.1","trsvcid":"4420"},"subsystems":["nqn.a:b"]}]}`
 	if _, err := LoadNvmetcliJSON(strings.NewReader(base)); err != nil {
@@ -179,6 +212,11 @@ func TestLoadNvmetcliJSONErrors(t *testing.T) {
 		{`"nqn":"nqn.a:b","namespaces"`, `"nqn":"nqn.a:b","allowed_hosts":["h"],"namespaces"`, `allowed_hosts[0]`},
 		{`"portid":1,`, `"portid":"one",`, `ports[0].portid`},
 		{`"portid":1,`, ``, `ports[0].portid: missing`},
+		{`"hosts":[]`, `"hosts":[{"nqn":"nqn.h:1","dhchap_key":"DHHC-1:00:AAAA:"}]`, `hosts[0].dhchap_key`},
+		{`"hosts":[]`, `"hosts":[{"nqn":"nqn.h:1","dhchap_key":"` + testDHKey[:20] + "B" + testDHKey[21:] + `"}]`, `key crc mismatch`},
+		{`"hosts":[]`, `"hosts":[{"nqn":"nqn.h:1","dhchap_ctrl_key":"` + testDHKey + `"}]`, `hosts[0].dhchap_ctrl_key: needs a dhchap_key`},
+		{`"hosts":[]`, `"hosts":[{"nqn":"nqn.h:1","dhchap_key":"` + testDHKey + `","dhchap_hash":"md5"}]`, `hosts[0].dhchap_hash`},
+		{`"hosts":[]`, `"hosts":[{"nqn":"nqn.h:1","dhchap_key":"` + testDHKey + `","dhchap_dhgroup":"ffdhe1024"}]`, `hosts[0].dhchap_dhgroup`},
 	} {
 		js := strings.Replace(base, tc.old, tc.new, 1)
 		if js == base {

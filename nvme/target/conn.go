@@ -2,6 +2,7 @@ package target
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/auth"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 	"github.com/mpathfs/mpathfs/nvme/pdu"
 )
@@ -48,6 +50,9 @@ type conn struct {
 	free    chan *request // idle requests
 	work    chan *request // I/O commands for the workers
 	workers bool
+
+	auth       *auth.Controller // DH-HMAC-CHAP of this queue, nil: none (reader only)
+	authLogged bool
 
 	scratch [fabrics.AdminInCapsuleMax]byte // admin/fabrics in-capsule data (reader only)
 	admBuf  []byte                          // admin response data (reader only)
@@ -352,6 +357,9 @@ func (c *conn) capsule() bool {
 		c.complete(r, nvme.StatusCommandSequenceError|nvme.StatusDNR, 0)
 		return true
 	}
+	if c.authPending() {
+		return c.notAuthenticated(r, dl)
+	}
 	if c.qid == 0 {
 		return c.adminCmd(ctrl, r, dl)
 	}
@@ -427,7 +435,12 @@ func (c *conn) fabrics(r *request, dl int) bool {
 		}
 		c.connect(r, data)
 		return true
+	case nvme.FabricsAuthSend, nvme.FabricsAuthRecv:
+		return c.authCmd(r, dl)
 	case nvme.FabricsPropertyGet, nvme.FabricsPropertySet:
+		if ctrl != nil && c.authPending() {
+			return c.notAuthenticated(r, dl)
+		}
 		if dl > 0 {
 			if err := c.r.Discard(); err != nil {
 				return false
@@ -517,6 +530,7 @@ func (c *conn) connect(r *request, data []byte) {
 			return
 		}
 		ctrl := newController(s, c.p, cd, c)
+		ctrl.auth = c.t.authParams(s, cd.HostNQN)
 		id := s.allocCNTLID(ctrl)
 		if id == 0 {
 			fail(nvme.StatusConnectCtrlBusy, 0)
@@ -531,8 +545,8 @@ func (c *conn) connect(r *request, data []byte) {
 		if s.discovery {
 			kind = "discovery"
 		}
-		c.log.Info("creating "+kind+" controller", "cntlid", id, "subsys", s.cfg.NQN, "hostnqn", cd.HostNQN, "kato", katoRound(kato))
-		c.complete(r, 0, uint32(id))
+		c.log.Info("creating "+kind+" controller", "cntlid", id, "subsys", s.cfg.NQN, "hostnqn", cd.HostNQN, "kato", katoRound(kato), "dhchap", ctrl.auth != nil)
+		c.complete(r, 0, uint32(id)|c.startAuth(ctrl))
 		return
 	}
 	ctrl := s.controller(cd.CNTLID)
@@ -562,7 +576,20 @@ func (c *conn) connect(r *request, data []byte) {
 		c.t.wg.Add(1)
 		go c.worker()
 	}
-	c.complete(r, 0, uint32(ctrl.cntlid))
+	c.complete(r, 0, uint32(ctrl.cntlid)|c.startAuth(ctrl))
+}
+
+// notAuthenticated fails a command on a queue that has not authenticated
+// (nvmet_check_auth_status): Authentication Required, DNR.
+func (c *conn) notAuthenticated(r *request, dl int) bool {
+	if dl > 0 {
+		if err := c.r.Discard(); err != nil {
+			return false
+		}
+	}
+	c.log.Warn(fmt.Sprintf("qid %d not authenticated", c.qid))
+	c.complete(r, nvme.StatusAuthRequired|nvme.StatusDNR, 0)
+	return true
 }
 
 // h2cData receives data answering an R2T, with the Linux target's checks

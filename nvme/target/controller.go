@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/auth"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
 
@@ -22,6 +23,7 @@ type Controller struct {
 	hostNQN   string
 	hostID    [16]byte
 	discovery bool
+	auth      *auth.CtrlParams // DH-HMAC-CHAP for every queue, nil: none
 
 	t0       time.Time    // base of lastSeen (monotonic)
 	lastSeen atomic.Int64 // ns since t0 of the last command (TBKAS)

@@ -46,6 +46,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/auth"
 )
 
 // Limits and defaults, as the Linux target has them (reference §8).
@@ -145,6 +146,9 @@ type Target struct {
 	ports      map[uint16]*Port
 	disc       *Subsystem
 	closed     bool
+
+	hostAuth map[string]HostAuth // under mu
+	authSeq  auth.SeqNum         // S1 of every challenge
 
 	// destroying, if set (tests), runs while a controller is torn down:
 	// after it stopped being ready, before its connections are closed.
