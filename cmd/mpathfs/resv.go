@@ -152,7 +152,7 @@ func cmdResvRegister(args []string, stdout io.Writer) error {
 	if *cptpl != 0 {
 		return fmt.Errorf("%w: --cptpl %d: not supported", errUsage, *cptpl)
 	}
-	const ok = "NVME Reservation  success"
+	const ok = nvmecli.ResvRegisterSuccess
 	switch {
 	case *rrega > 2:
 		return fmt.Errorf("%w: --rrega %d: want 0, 1 or 2", errUsage, *rrega)
@@ -189,7 +189,7 @@ func cmdResvAcquire(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	const ok = "NVME Reservation Acquire success"
+	const ok = nvmecli.ResvAcquireSuccess
 	le := binary.LittleEndian
 	switch {
 	case *racqa > 2:
@@ -236,7 +236,7 @@ func cmdResvRelease(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	const ok = "NVME Reservation Release success"
+	const ok = nvmecli.ResvReleaseSuccess
 	if *rrela > 1 {
 		return fmt.Errorf("%w: --rrela %d: want 0 or 1", errUsage, *rrela)
 	}

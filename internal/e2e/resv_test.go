@@ -254,8 +254,8 @@ func TestReservationsCLI(t *testing.T) {
 	wantCLI(t, true, "NVME Reservation  success", "resv-register", fb, "--crkey=0xb1", "--nrkey=0xb2", "--rrega=2")
 	out := wantCLI(t, true, "regctlext[1] :", "resv-report", fb)
 	want := "\nNVME Reservation status:\n\ngen       : 3\nrtype     : 3\nregctl    : 2\nptpls     : 0\n" +
-		"regctlext[0] :\n  cntlid     : 1\n  rcsts      : 1\n  rkey       : a1\n  hostid     : a0a1a2a3a4a54aa78aa9aaabacadae1\n" +
-		"regctlext[1] :\n  cntlid     : 3\n  rcsts      : 0\n  rkey       : b2\n  hostid     : b0b1b2b3b4b54bb78bb9babbbcbdbe2\n\n"
+		"regctlext[0] :\n  cntlid     : 1\n  rcsts      : 1\n  rkey       : a1\n  hostid     : a0a1a2a3a4a54aa78aa9aaabacadae01\n" +
+		"regctlext[1] :\n  cntlid     : 3\n  rcsts      : 0\n  rkey       : b2\n  hostid     : b0b1b2b3b4b54bb78bb9babbbcbdbe02\n\n"
 	if out != want {
 		t.Fatalf("resv-report:\n%q\nwant\n%q", out, want)
 	}
@@ -313,7 +313,7 @@ func TestKernelTarget72Reservations(t *testing.T) {
 	wantCLI(t, true, "NVME Reservation  success", "resv-register", fb, "--nrkey=0xb1")
 	wantIO(t, "B", fb, true, nil)
 	out := wantCLI(t, true, "regctl    : 2\n", "resv-report", fb)
-	if !strings.Contains(out, "  cntlid     : ffff\n  rcsts      : 1\n  rkey       : a1\n  hostid     : a0a1a2a3a4a54aa78aa9aaabacadae1\n") {
+	if !strings.Contains(out, "  cntlid     : ffff\n  rcsts      : 1\n  rkey       : a1\n  hostid     : a0a1a2a3a4a54aa78aa9aaabacadae01\n") {
 		t.Fatalf("resv-report from nvmet: %q", out)
 	}
 	// nvmet quirk: a preempt by the holder itself only changes the

@@ -9,10 +9,18 @@ import (
 	"github.com/mpathfs/mpathfs/nvme"
 )
 
+// What nvme-cli 2.3 prints when resv-register, resv-acquire and
+// resv-release succeed.
+const (
+	ResvRegisterSuccess = "NVME Reservation  success"
+	ResvAcquireSuccess  = "NVME Reservation Acquire success"
+	ResvReleaseSuccess  = "NVME Reservation Release success"
+)
+
 // WriteResvReport prints Reservation Report data (the extended data
 // structure, as resv_report holds it) as nvme-cli 2.3's
-// "nvme resv-report --eds" does: the normal text or, with json, its
-// json-c document.
+// "nvme resv-report --eds" does (checked against the binary in
+// resv_test.go): the normal text or, with json, its json-c document.
 func WriteResvReport(w io.Writer, data []byte, json bool) error {
 	if len(data) < nvme.ResvStatusHeaderSize {
 		return fmt.Errorf("reservation report: %d bytes, want at least %d: %w", len(data), nvme.ResvStatusHeaderSize, nvme.ErrShort)
@@ -54,11 +62,8 @@ func WriteResvReport(w io.Writer, data []byte, json bool) error {
 			fmt.Fprintf(&b, "  cntlid     : %x\n", le.Uint16(e[0:]))
 			fmt.Fprintf(&b, "  rcsts      : %x\n", e[2])
 			fmt.Fprintf(&b, "  rkey       : %x\n", le.Uint64(e[8:]))
-			b.WriteString("  hostid     : ")
-			for _, c := range e[16:32] {
-				fmt.Fprintf(&b, "%x", c) // nvme-cli's "%x" per byte, no zero padding
-			}
-			b.WriteByte('\n')
+			fmt.Fprintf(&b, "  hostid     : %x\n", e[16:32]) // "%02x" per byte
+
 		}
 		b.WriteByte('\n')
 	}
