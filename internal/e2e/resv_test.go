@@ -141,7 +141,13 @@ func TestReservationsTwoHosts(t *testing.T) {
 	wantPR(t, "A", fa, "errno EINVAL", "reserve", "0xA1", "9")
 	wantPR(t, "A", fa, "errno EINVAL", "preempt", "0xA1", "0xB1", "0")
 	wantPR(t, "A", fa, "errno ENOTSUP", "register", "0", "0xA1", "2")
-	wantPR(t, "A", fa, "ret 0 key 0x0 generation 4 type 0", "read-reservation")
+	for _, bad := range []string{"register 3 0 0 0 0xA1", "acquire 0 7 0 0xA1 0", "release 2 1 0 0xA1 0", "reserve 0 1 0 0 0", "register 0 0 0"} {
+		err := os.WriteFile(a.path("sys/block/nvme0n1/resv_command"), []byte(bad), 0)
+		if !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("resv_command %q: %v, want EINVAL", bad, err)
+		}
+	}
+	wantPR(t, "A", fa, "ret 0 key 0x0 generation 4 type 0", "read-reservation") // nothing was sent
 	wantPR(t, "A", a.path("sys/block/nvme0n1/size"), "errno ENOTTY", "read-reservation")
 	wantPR(t, "A", a.path("sys/block/nvme0n1/delayed_removal_secs"), "errno ENOTTY", "register", "0", "1")
 }

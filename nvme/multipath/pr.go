@@ -96,6 +96,8 @@ func (e syscallError) Is(target error) bool { return target == e.errno }
 // "Done" is decided with a Reservation Report on the new path, sent only
 // after mpath's write fence (reservation commands are OpOther, a write):
 // by then the lost attempt can no longer execute, so the report is final.
+// With the fence off ([multipath] fence_writes = "off") the lost attempt
+// may still run after the report, and the decision is only a best guess.
 // Registrations and the reservation belong to the host (Host Identifier),
 // not to a controller, so the new path acts for the same holder.
 type Reservations struct {
