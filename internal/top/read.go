@@ -143,7 +143,10 @@ func Read(root string) (*Reading, error) {
 				m := pathName.FindStringSubmatch(name)
 				pr = PathReading{Name: name, Namespace: "nvme" + m[1] + "n" + m[3], Controller: c.Name()}
 				pr.ANAState, _ = readLine(filepath.Join(pdir, "ana_state"))
-				pr.Retries = readCount(filepath.Join(pdir, "diag", "command_retry_count"))
+				pr.Retries = readCount(filepath.Join(pdir, "diag", "command_retries_count")) // Linux 7.2's name
+				if pr.Retries == nil {
+					pr.Retries = readCount(filepath.Join(pdir, "diag", "command_retry_count"))
+				}
 				pr.Failovers = readCount(filepath.Join(pdir, "diag", "multipath_failover_count"))
 				pr.Errors = readCount(filepath.Join(pdir, "diag", "command_error_count"))
 			case nsName.MatchString(name): // no multipath: the namespace itself

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mpathfs/mpathfs/internal/sysfsdiff"
 )
 
 // kernelSys builds a fake /sys in the kernel's layout (class entries are
@@ -148,4 +150,46 @@ func FuzzParseStat(f *testing.F) {
 			t.Fatalf("accepted %q as %+v", s, st)
 		}
 	})
+}
+
+// The Linux 7.2 kernel host's real sysfs (ctl khost-sysfs with two paths
+// and two namespaces, captured by internal/e2e TestTopReadsLinux72Sysfs
+// with MPATHFS_TOP_CAPTURE): top finds every object and the kernel's diag
+// counters.
+func TestLinux72SysfsCapture(t *testing.T) {
+	f, err := os.Open("testdata/linux72-khost-sysfs.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d, err := sysfsdiff.Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	if err := sysfsdiff.Materialize(d, root); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Read(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Controllers) != 2 || len(r.Paths) != 4 || len(r.Namespaces) != 2 {
+		t.Fatalf("%d controllers, %d paths, %d namespaces", len(r.Controllers), len(r.Paths), len(r.Namespaces))
+	}
+	c := r.Controllers[1]
+	if c.Name != "nvme1" || c.State != "live" || c.Subsystem != "nvme-subsys0" || c.Address != "traddr=10.0.4.15,trsvcid=4431,src_addr=10.0.4.15" || c.Resets == nil || c.Transport != "tcp" {
+		t.Errorf("nvme1: %+v", c)
+	}
+	p := r.Paths[0]
+	if p.Name != "nvme0c0n1" || p.Namespace != "nvme0n1" || p.Controller != "nvme0" || p.ANAState != "optimized" || p.Failovers == nil || p.Retries == nil {
+		t.Errorf("path: %+v", p)
+	}
+	var text bytes.Buffer
+	if err := Compute(r, r).WriteText(&text, "/"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "nvme0c1n2") || !strings.Contains(text.String(), "nvme0n2   nvme-subsys0") {
+		t.Errorf("screen:\n%s", text.String())
+	}
 }
