@@ -18,8 +18,9 @@ const nsAttrTimeout = time.Second
 // RMW of one of their blocks is in flight).
 type nsNode struct {
 	fs.Inode
-	io  *blockIO
-	log hclog.Logger
+	io   *blockIO
+	log  hclog.Logger
+	meta *metaTable
 }
 
 var _ = (fs.NodeOpener)((*nsNode)(nil))
@@ -30,6 +31,7 @@ var _ = (fs.NodeFlusher)((*nsNode)(nil))
 var _ = (fs.NodeAllocater)((*nsNode)(nil))
 var _ = (fs.NodeGetattrer)((*nsNode)(nil))
 var _ = (fs.NodeSetattrer)((*nsNode)(nil))
+var _ = (fs.NodeSetxattrer)((*nsNode)(nil))
 
 func (n *nsNode) fill(a *fuse.Attr, ino uint64) {
 	size := n.io.dev.Size()
@@ -39,6 +41,7 @@ func (n *nsNode) fill(a *fuse.Attr, ino uint64) {
 	a.Size = uint64(size)
 	a.Blocks = uint64(size) / 512
 	a.Blksize = uint32(n.io.bs)
+	n.meta.apply(ino, a)
 }
 
 // Open implements fs.NodeOpener. O_DIRECT opens bypass the page cache and let
@@ -93,10 +96,25 @@ func (n *nsNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOu
 	return 0
 }
 
-// Setattr implements fs.NodeSetattrer. A device cannot be truncated: size
-// changes are ignored, as Linux ignores O_TRUNC on a block device.
+// Setattr implements fs.NodeSetattrer as for a block device node: open's
+// O_TRUNC is ignored, truncate(2) and ftruncate(2) fail with EINVAL (but
+// truncate(2) to 0 looks like O_TRUNC to FUSE and is ignored too); chmod,
+// chown and utimes are kept (see meta).
 func (n *nsNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	n.fill(&out.Attr, n.StableAttr().Ino)
+	ino := n.StableAttr().Ino
+	size, fromOpen := truncation(in)
+	if size && !fromOpen {
+		return syscall.EINVAL
+	}
+	n.fill(&out.Attr, ino)
+	if !fromOpen {
+		n.meta.setattr(ino, in, &out.Attr)
+	}
 	out.SetTimeout(nsAttrTimeout)
 	return 0
+}
+
+// Setxattr implements fs.NodeSetxattrer: not stored (see setxattrErrno).
+func (n *nsNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return setxattrErrno(attr, true)
 }

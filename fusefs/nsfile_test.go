@@ -2,11 +2,13 @@ package fusefs_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -366,6 +368,86 @@ func TestRMWAndAlignedWriteSerialize(t *testing.T) {
 		alignedFirst[7] = 0x55
 		if !bytes.Equal(got, rmwFirst) && !bytes.Equal(got, alignedFirst) {
 			t.Fatalf("episode %d: block is neither serial order (bytes 0..8: %x): the aligned write was lost", ep, got[:8])
+		}
+	}
+}
+
+// TestMetadataOps: namespace files answer like a block device node
+// (/dev/nvme0n1 on devtmpfs), attribute files like sysfs: truncate(2) and
+// ftruncate(2) are EINVAL on a namespace file (open's O_TRUNC is ignored,
+// and so is truncate(2) to 0, which FUSE sends the same way) and accepted on
+// an attribute; chmod, chown and utimes take effect on both;
+// setxattr is EPERM for user.* on a namespace file, else EOPNOTSUPP.
+func TestMetadataOps(t *testing.T) {
+	t.Parallel()
+	e := mount(t)
+	ns := e.path("nvme0n1")
+	data := randBytes(7, 4096)
+	if err := e.dev.WriteAt(context.Background(), data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(ns, 0); err != nil {
+		t.Errorf("truncate(ns, 0): %v, want it ignored (FUSE sends open's O_TRUNC the same way)", err)
+	}
+	if err := os.Truncate(ns, nsSize); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("truncate(ns, size): %v, want EINVAL", err)
+	}
+	f, err := os.OpenFile(ns, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatalf("open O_TRUNC: %v", err)
+	}
+	if err := f.Truncate(4096); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("ftruncate: %v, want EINVAL", err)
+	}
+	f.Close()
+	if out, err := run(t, "truncate", "-s", "1M", ns); err == nil || !strings.Contains(err.Error(), "Invalid argument") {
+		t.Errorf("truncate -s 1M: %v %s, want Invalid argument", err, out)
+	}
+	if fi, err := os.Stat(ns); err != nil || fi.Size() != nsSize || !bytes.Equal(e.dev.Snapshot()[:4096], data) {
+		t.Fatalf("after truncation attempts: %v, size %d, data kept %v", err, fi.Size(), bytes.Equal(e.dev.Snapshot()[:4096], data))
+	}
+
+	attr := e.path("sys/class/nvme-subsystem/nvme-subsys0/iopolicy")
+	if err := os.Truncate(attr, 0); err != nil {
+		t.Errorf("truncate(attribute): %v, want success as on sysfs", err)
+	}
+	mtime := time.Unix(1_600_000_000, 0)
+	for _, p := range []string{ns, attr} {
+		if out, err := run(t, "chmod", "0604", p); err != nil {
+			t.Fatalf("chmod %s: %v %s", p, err, out)
+		}
+		if err := os.Chown(p, 12, 34); err != nil {
+			t.Fatalf("chown %s: %v", p, err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatalf("utimes %s: %v", p, err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if fi.Mode().Perm() != 0o604 || st.Uid != 12 || st.Gid != 34 || !fi.ModTime().Equal(mtime) || !fi.Mode().IsRegular() {
+			t.Errorf("%s after chmod/chown/utimes: mode %v uid %d gid %d mtime %v", p, fi.Mode(), st.Uid, st.Gid, fi.ModTime())
+		}
+	}
+	if got, _ := run(t, "cat", attr); got != "numa\n" {
+		t.Errorf("attribute reads %q after chmod", got)
+	}
+	for _, tc := range []struct {
+		p, name string
+		want    syscall.Errno
+	}{
+		{ns, "user.x", syscall.EPERM},
+		{ns, "trusted.x", syscall.EOPNOTSUPP},
+		{attr, "user.x", syscall.EOPNOTSUPP},
+		{attr, "security.x", syscall.EOPNOTSUPP},
+	} {
+		if err := unix.Setxattr(tc.p, tc.name, []byte("1"), 0); !errors.Is(err, tc.want) {
+			t.Errorf("setxattr %s %s: %v, want %v", tc.p, tc.name, err, tc.want)
+		}
+		if _, err := unix.Getxattr(tc.p, tc.name, make([]byte, 16)); !errors.Is(err, syscall.ENODATA) {
+			t.Errorf("getxattr %s %s: %v, want ENODATA", tc.p, tc.name, err)
 		}
 	}
 }

@@ -30,6 +30,8 @@ type Root struct {
 	mu      sync.RWMutex
 	ns      map[string]*nsEntry
 	nextIno uint64
+
+	meta metaTable // chmod, chown, utimes of namespace and attribute files
 }
 
 type nsEntry struct {
@@ -99,7 +101,7 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	e := r.ns[name]
 	r.mu.RUnlock()
 	if e != nil {
-		n := &nsNode{io: e.io, log: r.log}
+		n := &nsNode{io: e.io, log: r.log, meta: &r.meta}
 		n.fill(&out.Attr, e.ino)
 		out.SetEntryTimeout(0)
 		out.SetAttrTimeout(nsAttrTimeout)
@@ -108,7 +110,7 @@ func (r *Root) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if r.tree == nil {
 		return nil, syscall.ENOENT
 	}
-	return newChild(ctx, &r.Inode, r.tree.Root().Lookup(name), out)
+	return newChild(ctx, &r.Inode, r.tree.Root().Lookup(name), out, &r.meta)
 }
 
 // Readdir implements fs.NodeReaddirer.

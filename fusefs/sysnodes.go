@@ -15,16 +15,17 @@ const attrFileSize = 4096
 // newChild makes (or finds, by inode number) the inode serving n under parent
 // and fills out. Nothing is cached by the kernel: entries and attributes time
 // out at once, so Add/Remove in the tree are seen by the next lookup.
-func newChild(ctx context.Context, parent *fs.Inode, n sysfsview.Node, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func newChild(ctx context.Context, parent *fs.Inode, n sysfsview.Node, out *fuse.EntryOut, mt *metaTable) (*fs.Inode, syscall.Errno) {
 	var ops fs.InodeEmbedder
 	var mode uint32
 	switch n := n.(type) {
 	case *sysfsview.Dir:
-		ops, mode = &dirNode{dir: n}, syscall.S_IFDIR
+		ops, mode = &dirNode{dir: n, meta: mt}, syscall.S_IFDIR
 		fillDir(&out.Attr)
 	case *sysfsview.Attr:
-		ops, mode = &attrNode{attr: n}, syscall.S_IFREG
+		ops, mode = &attrNode{attr: n, meta: mt}, syscall.S_IFREG
 		fillAttr(&out.Attr, n)
+		mt.apply(n.Ino(), &out.Attr)
 	case *sysfsview.Symlink:
 		ops, mode = &linkNode{link: n}, syscall.S_IFLNK
 		fillLink(&out.Attr, n)
@@ -80,7 +81,8 @@ func fillLink(a *fuse.Attr, l *sysfsview.Symlink) {
 // dirNode serves a sysfsview.Dir, looked up and listed live.
 type dirNode struct {
 	fs.Inode
-	dir *sysfsview.Dir
+	dir  *sysfsview.Dir
+	meta *metaTable
 }
 
 var _ = (fs.NodeLookuper)((*dirNode)(nil))
@@ -88,7 +90,7 @@ var _ = (fs.NodeReaddirer)((*dirNode)(nil))
 var _ = (fs.NodeGetattrer)((*dirNode)(nil))
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return newChild(ctx, &d.Inode, d.dir.Lookup(name), out)
+	return newChild(ctx, &d.Inode, d.dir.Lookup(name), out, d.meta)
 }
 
 func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
@@ -125,6 +127,7 @@ func (l *linkNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 type attrNode struct {
 	fs.Inode
 	attr *sysfsview.Attr
+	meta *metaTable
 }
 
 type attrHandle struct{ snapshot []byte }
@@ -134,6 +137,7 @@ var _ = (fs.NodeReader)((*attrNode)(nil))
 var _ = (fs.NodeWriter)((*attrNode)(nil))
 var _ = (fs.NodeGetattrer)((*attrNode)(nil))
 var _ = (fs.NodeSetattrer)((*attrNode)(nil))
+var _ = (fs.NodeSetxattrer)((*attrNode)(nil))
 
 func (a *attrNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	acc := flags & syscall.O_ACCMODE
@@ -187,11 +191,20 @@ func (a *attrNode) Write(ctx context.Context, fh fs.FileHandle, data []byte, off
 
 func (a *attrNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	fillAttr(&out.Attr, a.attr)
+	a.meta.apply(a.attr.Ino(), &out.Attr)
 	return 0
 }
 
-// Setattr accepts and ignores truncation (shell ">" opens with O_TRUNC), as sysfs does.
+// Setattr does what sysfs does: truncation is accepted and ignored (shell
+// ">" opens with O_TRUNC), chmod, chown and utimes are kept.
 func (a *attrNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	fillAttr(&out.Attr, a.attr)
+	a.meta.apply(a.attr.Ino(), &out.Attr)
+	a.meta.setattr(a.attr.Ino(), in, &out.Attr)
 	return 0
+}
+
+// Setxattr implements fs.NodeSetxattrer: not stored (see setxattrErrno).
+func (a *attrNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return setxattrErrno(attr, false)
 }
