@@ -24,7 +24,7 @@ var treeRules = []sysfsdiff.Rule{
 	{Pattern: "*/uevent", Skip: true, Why: "udev event payload (MAJOR/MINOR/DEVNAME): we create no device nodes"},
 	{Pattern: "*/dev", Skip: true, Why: "major:minor of a device node: we create none"},
 	{Pattern: "*/bdi", Skip: true, Why: "link to the backing-dev-info object of the page cache"},
-	{Pattern: "ctrl/device", Skip: true, Why: "link to the nvme-fabrics misc device (/dev/nvme-fabrics), which we do not provide"},
+	{Pattern: "ctrl/device", Skip: true, Why: "link to the nvme-fabrics misc device; ours is MOUNTPOINT/dev/nvme-fabrics, outside the sys tree"},
 	{Pattern: "ctrl/hwmon*/**", Skip: true, Why: "hwmon temperature sensor (class hwmon, which lm-sensors reads from /sys/class/hwmon)"},
 	{Pattern: "ng/**", Skip: true, Why: "generic character devices (ngXnY, passthrough ioctls): not provided"},
 	{Pattern: "subsys/ng", Skip: true, Why: "generic character devices: not provided"},
