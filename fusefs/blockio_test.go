@@ -227,3 +227,53 @@ func BenchmarkBlockIOAlignedWrite(b *testing.B) {
 		})
 	}
 }
+
+// TestRMWAndAlignedStress races sub-block writes with aligned writes,
+// ZERO_RANGE and PUNCH_HOLE over the same few blocks (a wide aligned write
+// spans every stripe) under -race: afterwards each block must be the last
+// aligned content or that plus the RMW's byte, never an older aligned
+// content with the byte (the lost update).
+func TestRMWAndAlignedStress(t *testing.T) {
+	t.Parallel()
+	const bs, blocks, rounds = 512, 4, 300
+	b, dev := newIO(t, 1<<20, bs)
+	dev.SetHook(func(bool, int64) { runtime.Gosched() })
+	ctx := context.Background()
+	for r := 0; r < rounds; r++ {
+		fill := byte(r%250 + 1)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := b.WriteAt(ctx, []byte{0}, int64(r%blocks)*bs+5); err != nil {
+				t.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			var err error
+			switch r % 3 {
+			case 0:
+				_, err = b.WriteAt(ctx, bytes.Repeat([]byte{fill}, (lockStripes+blocks)*bs), 0)
+			case 1:
+				err = b.Allocate(ctx, 0, blocks*bs, fallocZeroRange)
+			case 2:
+				err = b.Allocate(ctx, 0, blocks*bs, fallocPunchHole|fallocKeepSize)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+		wg.Wait()
+		want := fill
+		if r%3 != 0 {
+			want = 0
+		}
+		data := dev.Snapshot()
+		for i := 0; i < blocks*bs; i++ {
+			if data[i] != want && !(i == (r%blocks)*bs+5 && data[i] == 0) {
+				t.Fatalf("round %d: byte %d = %d, want %d: an aligned write was reverted", r, i, data[i], want)
+			}
+		}
+	}
+}
