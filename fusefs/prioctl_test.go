@@ -95,3 +95,24 @@ func TestPRIoctlChecks(t *testing.T) {
 		t.Errorf("operations sent: %v, want 2 registers and 1 reserve", dev.calls)
 	}
 }
+
+// FuzzPRIoctl: any command with any buffer sizes gets an answer, never a
+// panic or an out-of-range access.
+func FuzzPRIoctl(f *testing.F) {
+	f.Add(uint32(IocPRRegister), make([]byte, 24), 0)
+	f.Add(uint32(IocPRReadKeys), make([]byte, 16), 16)
+	f.Add(uint32(IocPRPreemptAbort), make([]byte, 3), 0)
+	dev := &prDev{RAM: fusefstest.NewRAM(1<<20, 512)}
+	io, err := newBlockIO(dev)
+	if err != nil {
+		f.Fatal(err)
+	}
+	n := &nsNode{io: io, log: hclog.NewNullLogger()}
+	root := &fuse.Context{Caller: fuse.Caller{Owner: fuse.Owner{Uid: 0}}}
+	f.Fuzz(func(t *testing.T, cmd uint32, in []byte, outLen int) {
+		if outLen < 0 || outLen > 1<<12 {
+			return
+		}
+		n.Ioctl(root, nil, cmd, 0, in, make([]byte, outLen))
+	})
+}

@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -163,23 +161,13 @@ func (s *headSource) ReservationReport(ctx context.Context) ([]byte, error) {
 
 // ReservationCommand is resv_command: "OP ACTION RTYPE IEKEY CRKEY KEY2".
 func (s *headSource) ReservationCommand(line string) error {
-	f := strings.Fields(line)
-	ops := map[string]nvme.IOOpcode{"register": nvme.IOReservationRegister, "acquire": nvme.IOReservationAcquire, "release": nvme.IOReservationRelease}
-	op, ok := ops[strings.ToLower(firstOr(f))]
-	if len(f) != 6 || !ok {
-		return &sysfsview.StoreError{Value: "", Code: syscall.EINVAL}
-	}
-	var n [5]uint64
-	for i, w := range f[1:] {
-		v, err := strconv.ParseUint(w, 0, 64)
-		if err != nil || (i < 3 && v > 0xff) || (i == 2 && v > 1) {
-			return &sysfsview.StoreError{Value: "", Code: syscall.EINVAL}
-		}
-		n[i] = v
+	c, err := multipath.ParseResvCommand(line)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), triggerTimeout)
 	defer cancel()
-	sts, err := multipath.NewReservations(s.h).Command(ctx, op, uint8(n[0]), nvme.ReservationType(n[1]), n[2] == 1, n[3], n[4])
+	sts, err := multipath.NewReservations(s.h).Command(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -192,13 +180,6 @@ func (s *headSource) ReservationCommand(line string) error {
 		return syscall.ENOLINK
 	}
 	return syscall.EIO
-}
-
-func firstOr(f []string) string {
-	if len(f) == 0 {
-		return ""
-	}
-	return f[0]
 }
 
 // Limits are those of the namespace that created the head (the kernel

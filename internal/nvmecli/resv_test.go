@@ -75,3 +75,16 @@ func TestResvReportMatchesNvmeCLI(t *testing.T) {
 		}
 	}
 }
+
+func FuzzWriteResvReport(f *testing.F) {
+	f.Add(sampleReport())
+	f.Add(make([]byte, 64))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var out strings.Builder
+		for _, json := range []bool{false, true} {
+			if err := WriteResvReport(&out, b, json); (err == nil) != (len(b) >= 64) {
+				t.Fatalf("%d bytes: %v", len(b), err)
+			}
+		}
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/mpathfs/mpathfs/mpath"
@@ -331,7 +333,8 @@ func (rs *Reservations) Clear(ctx context.Context, key uint64) (int32, error) {
 // (0x15) with any action, RTYPE and IEKEY: what nvme-cli's resv-register,
 // resv-acquire and resv-release send, for the cases the PR ioctls cannot
 // express (unregister, IEKEY with a key). key2 is NRKEY or PRKEY.
-func (rs *Reservations) Command(ctx context.Context, op nvme.IOOpcode, action uint8, rtype nvme.ReservationType, iekey bool, crkey, key2 uint64) (int32, error) {
+func (rs *Reservations) Command(ctx context.Context, c ResvCommand) (int32, error) {
+	op, action, rtype, iekey, crkey, key2 := c.Op, c.Action, c.RType, c.IEKey, c.CRKey, c.Key2
 	if action > 7 || rtype > nvme.ResvExclusiveAccessAllRegs {
 		return 0, fmt.Errorf("reservation action %d rtype %d: %w", action, rtype, errInval)
 	}
@@ -353,6 +356,49 @@ func (rs *Reservations) Command(ctx context.Context, op nvme.IOOpcode, action ui
 		return rs.send(ctx, nvme.NewReservationRelease(0, action, iekey, rtype), crkey, 0, nvme.ResvReleaseDataSize)
 	}
 	return 0, fmt.Errorf("opcode 0x%02x: %w", uint8(op), errInval)
+}
+
+// ResvCommand is one reservation command in the resv_command form
+// "OP ACTION RTYPE IEKEY CRKEY KEY2" (OP register, acquire or release;
+// numbers in C notation; KEY2 is NRKEY or PRKEY).
+type ResvCommand struct {
+	Op          nvme.IOOpcode
+	Action      uint8
+	RType       nvme.ReservationType
+	IEKey       bool
+	CRKey, Key2 uint64
+}
+
+// ParseResvCommand parses the resv_command form. It checks the syntax and
+// ranges (ACTION, RTYPE 0..255, IEKEY 0 or 1); Command checks the values.
+func ParseResvCommand(line string) (ResvCommand, error) {
+	f := strings.Fields(line)
+	ops := map[string]nvme.IOOpcode{"register": nvme.IOReservationRegister,
+		"acquire": nvme.IOReservationAcquire, "release": nvme.IOReservationRelease}
+	if len(f) != 6 {
+		return ResvCommand{}, fmt.Errorf("want OP ACTION RTYPE IEKEY CRKEY KEY2: %w", errInval)
+	}
+	op, ok := ops[f[0]]
+	if !ok {
+		return ResvCommand{}, fmt.Errorf("op %q: %w", f[0], errInval)
+	}
+	var n [5]uint64
+	for i, w := range f[1:] {
+		bits := 64
+		switch i {
+		case 0, 1:
+			bits = 8
+		case 2:
+			bits = 1
+		}
+		v, err := strconv.ParseUint(w, 0, bits)
+		if err != nil {
+			return ResvCommand{}, fmt.Errorf("field %d: %w", i+2, errInval)
+		}
+		n[i] = v
+	}
+	return ResvCommand{Op: op, Action: uint8(n[0]), RType: nvme.ReservationType(n[1]), IEKey: n[2] == 1,
+		CRKey: n[3], Key2: n[4]}, nil
 }
 
 // reportReq is the mpath.Request argument of a Reservation Report: a

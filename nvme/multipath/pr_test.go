@@ -3,6 +3,7 @@ package multipath
 import (
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
 
@@ -139,4 +140,37 @@ func TestPRStatus(t *testing.T) {
 	if PRTypeToNVMe(0) != 0 || PRTypeToNVMe(7) != 0 || PRTypeToNVMe(PRExclusiveAccessAllRegs) != nvme.ResvExclusiveAccessAllRegs {
 		t.Error("PRTypeToNVMe")
 	}
+}
+
+func TestParseResvCommand(t *testing.T) {
+	c, err := ParseResvCommand("acquire 2 3 1 0xa1 0xb1\n")
+	if err != nil || c != (ResvCommand{Op: nvme.IOReservationAcquire, Action: 2, RType: 3, IEKey: true, CRKey: 0xa1, Key2: 0xb1}) {
+		t.Fatalf("ParseResvCommand = %+v, %v", c, err)
+	}
+	for _, bad := range []string{"", "acquire 2 3 1 0xa1", "reserve 0 1 0 0 0", "register 256 0 0 0 0", "release 0 1 2 0 0", "register 0 0 0 x 0", "register 0 0 0 0 0 0"} {
+		if _, err := ParseResvCommand(bad); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("ParseResvCommand(%q): %v, want EINVAL", bad, err)
+		}
+	}
+}
+
+func FuzzParseResvCommand(f *testing.F) {
+	f.Add("register 0 0 0 0 0xa1")
+	f.Add("acquire 2 3 1 0xa1 0xb1")
+	f.Add("release 1 0 0 0xa1 0")
+	f.Fuzz(func(t *testing.T, line string) {
+		c, err := ParseResvCommand(line)
+		if err != nil {
+			return
+		}
+		names := map[nvme.IOOpcode]string{nvme.IOReservationRegister: "register", nvme.IOReservationAcquire: "acquire", nvme.IOReservationRelease: "release"}
+		ie := 0
+		if c.IEKey {
+			ie = 1
+		}
+		again, err := ParseResvCommand(fmt.Sprintf("%s %d %d %d %#x %#x", names[c.Op], c.Action, c.RType, ie, c.CRKey, c.Key2))
+		if err != nil || again != c {
+			t.Fatalf("%q -> %+v -> %+v, %v", line, c, again, err)
+		}
+	})
 }
