@@ -85,6 +85,20 @@ func kstrtobool(s string) (bool, bool) {
 
 func msLine(d time.Duration) string { return intLine(int64(d / time.Millisecond)) }
 
+// msStore parses a positive number of milliseconds (kstrtouint; 0 is EINVAL).
+func msStore(apply func(time.Duration) error) func(string) error {
+	return func(v string) error {
+		n, e := kstrtouint(v, 10)
+		if e != 0 {
+			return &StoreError{Value: cstr(v), Code: e}
+		}
+		if n == 0 {
+			return invalid(cstr(v))
+		}
+		return apply(time.Duration(n) * time.Millisecond)
+	}
+}
+
 // diskAttrs are the attributes Linux gives every NVMe gendisk, the visible
 // multipath head and the hidden per-path disk alike (block/genhd.c,
 // block/blk-sysfs.c, block/blk-integrity.c, drivers/nvme/host/sysfs.c),

@@ -159,10 +159,13 @@ func (t *Tree) AddController(name, subsys string, info ControllerInfo, src Contr
 	)
 	t.addAttrs(d, where, t.timeoutAttrs(src)...)
 	if ct, ok := src.(CommandTimeouts); ok {
-		t.addAttrs(d, where,
-			ro("admin_timeout", func() string { return msLine(ct.AdminTimeout()) }),
-			ro("io_timeout", func() string { return msLine(ct.IOTimeout()) }),
-		)
+		admin := ro("admin_timeout", func() string { return msLine(ct.AdminTimeout()) })
+		io := ro("io_timeout", func() string { return msLine(ct.IOTimeout()) })
+		if set, ok := src.(CommandTimeoutSetter); ok {
+			admin.Mode, admin.Store = ModeRW, msStore(set.SetAdminTimeout)
+			io.Mode, io.Store = ModeRW, msStore(set.SetIOTimeout)
+		}
+		t.addAttrs(d, where, admin, io)
 	}
 	t.addAttrs(d, where, passthruErrLog(), roConst("quirks", "none\n"))
 	if r, ok := src.(Resetter); ok {

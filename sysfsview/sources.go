@@ -104,6 +104,13 @@ type CommandTimeouts interface {
 	IOTimeout() time.Duration
 }
 
+// CommandTimeoutSetter makes admin_timeout and io_timeout writable (0644):
+// milliseconds, kstrtouint, 0 refused with EINVAL as in Linux.
+type CommandTimeoutSetter interface {
+	SetAdminTimeout(time.Duration) error
+	SetIOTimeout(time.Duration) error
+}
+
 // Resetter adds the reset_controller trigger.
 type Resetter interface{ Reset() error }
 

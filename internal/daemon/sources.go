@@ -57,6 +57,22 @@ var _ sysfsview.CommandTimeouts = (*ctrlSource)(nil)
 func (s *ctrlSource) AdminTimeout() time.Duration { return s.c.hc.AdminTimeout() }
 func (s *ctrlSource) IOTimeout() time.Duration    { return s.c.hc.IOTimeout() }
 
+// The fabrics timeouts and command timeouts are writable, with the
+// host's (the kernel's) semantics.
+var (
+	_ sysfsview.TimeoutSetter        = (*ctrlSource)(nil)
+	_ sysfsview.CommandTimeoutSetter = (*ctrlSource)(nil)
+)
+
+func (s *ctrlSource) SetCtrlLossTmo(d time.Duration) error { s.c.hc.SetCtrlLossTmo(d); return nil }
+func (s *ctrlSource) SetReconnectDelay(d time.Duration) error {
+	s.c.hc.SetReconnectDelay(d)
+	return nil
+}
+func (s *ctrlSource) SetFastIOFailTmo(d time.Duration) error { s.c.hc.SetFastIOFailTmo(d); return nil }
+func (s *ctrlSource) SetAdminTimeout(d time.Duration) error  { s.c.hc.SetAdminTimeout(d); return nil }
+func (s *ctrlSource) SetIOTimeout(d time.Duration) error     { s.c.hc.SetIOTimeout(d); return nil }
+
 func (s *ctrlSource) Timeouts() sysfsview.Timeouts {
 	o := s.c.hc.Options()
 	t := sysfsview.Timeouts{CtrlLoss: o.CtrlLossTmo, ReconnectDelay: o.ReconnectDelay, FastIOFail: o.FastIOFailTmo}

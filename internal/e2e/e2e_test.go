@@ -543,3 +543,52 @@ func TestDiagCountersAndDiskAttributes(t *testing.T) {
 		t.Errorf("nuse %s, size %s: the demo target reports NUSE = NSZE", nuse, e.cat(path0n1+"/size"))
 	}
 }
+
+// ctrl_loss_tmo, reconnect_delay, fast_io_fail_tmo, io_timeout and
+// admin_timeout are writable with Linux's parsing and read-back, and take
+// effect: a controller whose ctrl_loss_tmo was cut to 1 s is removed about
+// a second after its port goes away instead of after the configured 60 s.
+func TestWritableTimeouts(t *testing.T) {
+	requireFUSE(t)
+	e := newEnv(t, envConfig{}) // reconnect_delay 200 ms, ctrl_loss_tmo 60 s
+	c0 := "sys/class/nvme/nvme0/"
+	for _, c := range []struct{ file, value, errWant, after string }{
+		{"ctrl_loss_tmo", "-1", "", "off"},
+		{"ctrl_loss_tmo", "25", "", "25"},
+		{"reconnect_delay", "3", "", "3"},
+		{"ctrl_loss_tmo", "", "", "375"}, // 125 attempts x 3 s, as Linux shows it
+		{"ctrl_loss_tmo", "abc", "Invalid argument", "375"},
+		{"fast_io_fail_tmo", "7", "", "7"},
+		{"fast_io_fail_tmo", "-5", "", "off"},
+		{"io_timeout", "45000", "", "45000"},
+		{"io_timeout", "0", "Invalid argument", "45000"},
+		{"admin_timeout", "90000", "", "90000"},
+	} {
+		if c.value != "" {
+			msg := e.echo(c0+c.file, c.value)
+			if (c.errWant == "") != (msg == "") || !strings.Contains(msg, c.errWant) {
+				t.Errorf("echo %s > %s: %q, want error %q", c.value, c.file, msg, c.errWant)
+			}
+		}
+		if got := e.cat(c0 + c.file); got != c.after {
+			t.Errorf("%s = %q, want %q", c.file, got, c.after)
+		}
+	}
+	if got := e.cat(path0n1 + "/queue/io_timeout"); got != "45000" {
+		t.Errorf("queue/io_timeout of nvme0's path = %q, want the controller's 45000", got)
+	}
+
+	if msg := e.echo("sys/class/nvme/nvme1/ctrl_loss_tmo", "1"); msg != "" {
+		t.Fatal(msg)
+	}
+	if err := e.setup.Ports[1].StopListening(); err != nil {
+		t.Fatal(err)
+	}
+	e.setup.Ports[1].DropConnections()
+	start := time.Now()
+	e.waitFor("nvme1 removed after ctrl_loss_tmo 1 s", 15*time.Second, func() bool {
+		_, err := os.Stat(e.path("sys/class/nvme/nvme1"))
+		return os.IsNotExist(err)
+	})
+	t.Logf("nvme1 removed %s after its port went away", time.Since(start).Round(10*time.Millisecond))
+}

@@ -46,11 +46,9 @@ var treeRules = []sysfsdiff.Rule{
 	{Pattern: "ctrl/diag/reservation_notification_count", Skip: true, Why: "reservation notifications counted (README: reservations)"},
 	{Pattern: "head/{resv_report,resv_command}", Skip: true, Why: "reservations through the tree (README: persistent reservations); the kernel has only the PR ioctls"},
 
-	// Writable in Linux, read-only here for now.
-	{Pattern: "ctrl/{admin_timeout,io_timeout,ctrl_loss_tmo,reconnect_delay,fast_io_fail_tmo}", Mode: "444",
-		Why: "the host's options are fixed at connect (behaviour 2 of issue 8 is open)"},
-	{Pattern: "path/queue/io_timeout", Mode: "444", Why: "the controller's io_timeout, fixed at connect"},
-	{Pattern: "ctrl/diag/*", Mode: "444", Why: "controller counters are not settable yet"},
+	// Writable in Linux, read-only here.
+	{Pattern: "path/queue/io_timeout", Mode: "444", Why: "shows the controller's io_timeout; set it there (no per-queue timeout)"},
+	{Pattern: "ctrl/diag/*", Mode: "444", Why: "controller counters are derived (command errors are the sum over its paths): not settable"},
 
 	// Per host or per connection.
 	{Pattern: "ctrl/address", Value: `^traddr=[0-9.]+,trsvcid=443[01],src_addr=[0-9.]+\\n$`, Why: "the kernel host reaches the target at 10.0.3.15/10.0.4.15 inside the VM, we at 127.0.0.1"},

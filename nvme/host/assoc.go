@@ -142,7 +142,7 @@ func (c *Controller) connectQueue(ctx context.Context, q Queue, qid, sqsize uint
 	data := make([]byte, fabrics.ConnectDataSize)
 	cd := fabrics.ConnectData{HostID: c.opts.HostID, CNTLID: cntlid, SubNQN: c.opts.SubsysNQN, HostNQN: c.opts.HostNQN}
 	cd.Marshal(data)
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.adminTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.tunable().adminTimeout)
 	defer cancel()
 	cqe, err := q.Exec(ctx, &cmd, data)
 	if err != nil {
@@ -347,7 +347,7 @@ func (c *Controller) setupIOQueues(ctx context.Context, a *assoc, addr string) e
 	for qid := 1; qid <= n; qid++ {
 		q, err := c.tr.Dial(ctx, QueueConfig{
 			Addr: addr, HostTrAddr: o.HostTrAddr, HdrDigest: o.HdrDigest, DataDigest: o.DataDigest,
-			Depth: sqsize, InCapsuleMax: fabrics.AdminInCapsuleMax, CmdTimeout: c.cfg.ioTimeout,
+			Depth: sqsize, InCapsuleMax: fabrics.AdminInCapsuleMax, CmdTimeout: c.tunable().ioTimeout,
 			Log: c.log.Named(fmt.Sprintf("q%d", qid)),
 		})
 		if err != nil {
@@ -424,12 +424,13 @@ func (c *Controller) readResvLog(ctx context.Context, a *assoc) {
 // timeout or queue loss starts error recovery (if a is the live
 // association) and returns *AbortedError.
 func (c *Controller) adminCmd(ctx context.Context, a *assoc, cmd *nvme.Command, data []byte) (nvme.Completion, error) {
-	tctx, cancel := context.WithTimeout(ctx, c.cfg.adminTimeout)
+	adminTmo := c.tunable().adminTimeout
+	tctx, cancel := context.WithTimeout(ctx, adminTmo)
 	defer cancel()
 	cqe, err := a.admin.Exec(tctx, cmd, data)
 	if err != nil {
 		if ctx.Err() == nil && tctx.Err() != nil {
-			err = fmt.Errorf("admin command 0x%02x timed out after %s: %w", cmd.Opcode, c.cfg.adminTimeout, err)
+			err = fmt.Errorf("admin command 0x%02x timed out after %s: %w", cmd.Opcode, adminTmo, err)
 			c.errorRecovery(a, err)
 			return cqe, a.aborted(err)
 		}

@@ -75,7 +75,7 @@ func (c *Controller) authenticate(ctx context.Context, q Queue, qid uint16) erro
 		c.log.Warn(fmt.Sprintf("qid %d: authentication setup failed", qid))
 		return fmt.Errorf("nvme host: qid %d: authentication required: %w", qid, syscall.ENOKEY)
 	}
-	res, err := auth.Authenticate(ctx, authTransport{q: q, timeout: c.cfg.adminTimeout}, auth.HostParams{
+	res, err := auth.Authenticate(ctx, authTransport{q: q, timeout: c.tunable().adminTimeout}, auth.HostParams{
 		HostNQN: c.opts.HostNQN, SubNQN: c.opts.SubsysNQN,
 		Key: hostKey, CtrlKey: ctrlKey,
 		TID: uint16(c.auth.tid.Add(1) - 1), Seq: &c.auth.seq,
@@ -150,7 +150,7 @@ func (c *Controller) reauthAsync() {
 	}
 	go func() {
 		defer c.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.adminTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), c.tunable().adminTimeout)
 		defer cancel()
 		_ = c.Reauthenticate(ctx)
 	}()

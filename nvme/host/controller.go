@@ -131,6 +131,9 @@ type Controller struct {
 	onDiscovery func() // persistent discovery: called on a discovery-change AEN
 
 	auth dhchap // DH-HMAC-CHAP secrets and counters
+
+	tunMu sync.Mutex // serializes tunable updates
+	tun   atomic.Pointer[tunables]
 }
 
 // ioCmd is a pooled command plus room for small command data (DSM ranges,
@@ -238,6 +241,7 @@ func newController(opts fabrics.Options, log hclog.Logger, o []Option) (*Control
 		events:    newEventQueue(),
 		stop:      make(chan struct{}),
 	}
+	c.tun.Store(newTunables(opts, cfg))
 	c.rlog = ratelog.New(log, c.clk.Now)
 	c.auth.hostKey, c.auth.ctrlKey = opts.DHCHAPSecret, opts.DHCHAPCtrlSecret
 	c.stateCond = sync.NewCond(&c.mu)
@@ -294,7 +298,19 @@ func (c *Controller) State() State { return State(c.stateA.Load()) }
 func (c *Controller) Subscribe(fn func(Event)) (cancel func()) { return c.events.subscribe(fn) }
 
 // Options returns the connect options in effect (host NQN/ID resolved).
-func (c *Controller) Options() fabrics.Options { return c.opts }
+//
+// The run-time tunables are the current ones: CtrlLossTmo reads back as
+// max_reconnects * reconnect_delay (fabrics.Off: forever), as sysfs shows it.
+func (c *Controller) Options() fabrics.Options {
+	o := c.opts
+	t := c.tunable()
+	o.ReconnectDelay, o.FastIOFailTmo = t.reconnectDelay, t.fastIOFail
+	o.CtrlLossTmo = fabrics.Off
+	if t.maxReconnects >= 0 {
+		o.CtrlLossTmo = time.Duration(t.maxReconnects) * t.reconnectDelay
+	}
+	return o
+}
 
 // ReservationNotifications is the number of Reservation Notification log
 // pages read (diag/reservation_notification_count).
@@ -368,12 +384,6 @@ func (c *Controller) SQSize() int {
 	}
 	return 0
 }
-
-// IOTimeout is the I/O command timeout (sysfs io_timeout).
-func (c *Controller) IOTimeout() time.Duration { return c.cfg.ioTimeout }
-
-// AdminTimeout is the admin command timeout (sysfs admin_timeout).
-func (c *Controller) AdminTimeout() time.Duration { return c.cfg.adminTimeout }
 
 // KATO returns the keep-alive timeout (0: keep-alive off).
 func (c *Controller) KATO() time.Duration { return c.opts.KeepAliveTmo }

@@ -172,3 +172,59 @@ func TestReconnectScheduleFakeClock(t *testing.T) {
 		t.Error("failfast flag kept after deleting")
 	}
 }
+
+// TestTunablesFakeClock: ctrl_loss_tmo and reconnect_delay written while
+// the controller reconnects take effect at the next attempt, with Linux's
+// arithmetic: ctrl_loss_tmo 25 s over a 10 s delay is 3 attempts, and a new
+// 3 s delay keeps the 3 attempts, so it reads back as 9 s.
+func TestTunablesFakeClock(t *testing.T) {
+	clk := newFakeClock()
+	tr := &refusingTransport{}
+	o := fabrics.DefaultOptions()
+	o.TrAddr, o.TrSvcID, o.SubsysNQN = "127.0.0.1", "4420", "nqn.test"
+	o.HostNQN, o.HostID = "nqn.host", [16]byte{1}
+	o.FastIOFailTmo = fabrics.Off
+	c, err := newController(o, nil, []Option{WithClock(clk), WithTransport(tr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.events.close()
+	ev := record(c)
+	if !c.changeState(StateResetting, nil, errors.New("test")) {
+		t.Fatal("cannot enter resetting")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.resetWork(&assoc{c: c, ctx: context.Background(), cancel: func() {}}, errors.New("test"), false, nil)
+	}()
+	ev.waitState(t, StateConnecting)
+	clk.waitCreated(t) // the first 10 s delay
+	c.SetCtrlLossTmo(25 * time.Second)
+	c.SetReconnectDelay(3 * time.Second)
+	c.SetFastIOFailTmo(-5 * time.Second)
+	got := c.Options()
+	if got.CtrlLossTmo != 9*time.Second || got.ReconnectDelay != 3*time.Second || got.FastIOFailTmo != fabrics.Off {
+		t.Fatalf("options now ctrl_loss %s, reconnect_delay %s, fast_io_fail %s; want 9s, 3s, off", got.CtrlLossTmo, got.ReconnectDelay, got.FastIOFailTmo)
+	}
+	clk.Advance(10 * time.Second) // attempt 1 (the timer armed before the change)
+	for i := 2; i <= 3; i++ {
+		clk.waitCreated(t)
+		if n := tr.dials.Load(); n != int32(i-1) {
+			t.Fatalf("before attempt %d: %d dials", i, n)
+		}
+		clk.Advance(3 * time.Second)
+	}
+	dead := ev.waitState(t, StateDead)
+	<-done
+	if n := tr.dials.Load(); n != 3 {
+		t.Fatalf("%d attempts, want 3", n)
+	}
+	if !errors.Is(dead.Err, ErrCtrlLoss) {
+		t.Fatalf("dead cause %v", dead.Err)
+	}
+	c.SetCtrlLossTmo(-1)
+	if c.Options().CtrlLossTmo != fabrics.Off {
+		t.Errorf("ctrl_loss_tmo -1 reads %s, want off", c.Options().CtrlLossTmo)
+	}
+}

@@ -86,11 +86,6 @@ func maxReconnects(o fabrics.Options) int {
 // max reconnects is reached or a setup fails with DNR; the last two
 // delete the controller and leave it dead.
 func (c *Controller) reconnectLoop(immediate bool, attempted func()) {
-	limit := maxReconnects(c.opts)
-	delay := c.opts.ReconnectDelay
-	if delay <= 0 {
-		delay = time.Second
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -101,9 +96,16 @@ func (c *Controller) reconnectLoop(immediate bool, attempted func()) {
 		}
 	}()
 	for n := 0; ; {
+		// The limit and the delay as sysfs last set them (nvmf_should_reconnect
+		// and the requeue read them each time).
+		tun := c.tunable()
+		limit, delay := tun.maxReconnects, tun.reconnectDelay
+		if delay <= 0 {
+			delay = time.Second
+		}
 		if !immediate {
 			if limit >= 0 && n >= limit {
-				c.giveUp(fmt.Errorf("%w: %d reconnect attempts (ctrl_loss_tmo %s)", ErrCtrlLoss, n, c.opts.CtrlLossTmo))
+				c.giveUp(fmt.Errorf("%w: %d reconnect attempts (ctrl_loss_tmo %s)", ErrCtrlLoss, n, time.Duration(limit)*delay))
 				return
 			}
 			c.log.Info(fmt.Sprintf("Reconnecting in %d seconds...", int(delay/time.Second)), "delay", delay)
@@ -159,7 +161,7 @@ func (c *Controller) giveUp(cause error) {
 // startFailfastLocked arms fast_io_fail_tmo on entering CONNECTING (from
 // RESETTING). Called with c.mu held.
 func (c *Controller) startFailfastLocked() {
-	tmo := c.opts.FastIOFailTmo
+	tmo := c.tunable().fastIOFail
 	if tmo < 0 {
 		return
 	}
