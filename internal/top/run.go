@@ -3,7 +3,9 @@ package top
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -45,39 +47,88 @@ func Run(ctx context.Context, root string, interval time.Duration, in *os.File, 
 		defer fmt.Fprint(out, "\x1b[?25h\x1b[?1049l")
 	}
 	draw := func(v *View) error {
-		if tty {
-			fmt.Fprint(out, "\x1b[H\x1b[2J")
-		}
-		if err := v.WriteText(out, root); err != nil {
+		var b strings.Builder
+		if err := v.WriteText(&b, root); err != nil {
 			return err
 		}
-		if !tty {
-			fmt.Fprintln(out)
+		text := b.String()
+		if tty {
+			text = "\x1b[H\x1b[2J" + clip(text, width(out))
+		} else {
+			text += "\n"
 		}
-		return nil
+		_, err := io.WriteString(out, text)
+		return err
 	}
 	if err := draw(Compute(nil, prev)); err != nil {
 		return err
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	// Readings run on their own goroutine, so q and Ctrl-C are answered at
+	// once even while a slow tree (a loaded FUSE mount) is being read.
+	type result struct {
+		r   *Reading
+		err error
+	}
+	readings := make(chan result)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			r, err := Read(root)
+			select {
+			case readings <- result{r, err}:
+			case <-stop:
+				return
+			}
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-quit:
 			return nil
-		case <-t.C:
+		case res := <-readings:
+			if res.err != nil {
+				return res.err
+			}
+			if err := draw(Compute(prev, res.r)); err != nil {
+				return err
+			}
+			prev = res.r
 		}
-		cur, err := Read(root)
-		if err != nil {
-			return err
-		}
-		if err := draw(Compute(prev, cur)); err != nil {
-			return err
-		}
-		prev = cur
 	}
+}
+
+// width is the terminal's column count (0 if unknown).
+func width(f *os.File) int {
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0
+	}
+	return int(ws.Col)
+}
+
+// clip cuts every line to w columns (bytes: the screen is ASCII), so long
+// addresses do not wrap and scroll the view.
+func clip(s string, w int) string {
+	if w <= 0 {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if len(l) > w {
+			lines[i] = l[:w]
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Snapshot takes two readings interval apart and returns the view (the
