@@ -374,9 +374,16 @@ func (h *Head) submit(ctx context.Context, p *Path, req *Request, t0 int64) (int
 		c.outstanding.Add(req.Length)
 	}
 	p.stats.start(g, t0)
+	req.SilentAfter = 0
+	if req.Op == OpRead && h.otherUsable(p) {
+		req.SilentAfter = p.SilentAfter()
+	}
 	err := p.drv.Submit(ctx, req)
 	t1 := h.sub.nanotime()
 	p.stats.done(g, req.Length, t0, t1)
+	if err == nil && req.Op == OpRead {
+		p.readLat.observe(t1 - t0)
+	}
 	switch pol {
 	case PolicyQueueDepth:
 		c.inflight.Add(-1)
@@ -387,6 +394,17 @@ func (h *Head) submit(ctx context.Context, p *Path, req *Request, t0 int64) (int
 		}
 	}
 	return t1, err
+}
+
+// otherUsable reports whether a path other than p could take a re-sent
+// request now.
+func (h *Head) otherUsable(p *Path) bool {
+	for _, q := range h.set.Load().paths {
+		if q != p && q.Usable() {
+			return true
+		}
+	}
+	return false
 }
 
 // pick selects a path for req, waiting while none is usable but one may return.

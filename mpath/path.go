@@ -3,6 +3,7 @@ package mpath
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // path flags owned by mpath (the driver's own state is behind PathDriver).
@@ -38,6 +39,7 @@ type Path struct {
 	info atomic.Pointer[HeadInfo]
 
 	stats    ioStats
+	readLat  readLatency
 	failover atomic.Uint64
 	retry    atomic.Uint64
 	errors   atomic.Uint64
@@ -173,4 +175,48 @@ func (p *Path) NUMANodes() []int {
 		}
 	}
 	return nodes
+}
+
+// Bounds of a read's silence deadline (Request.SilentAfter).
+const (
+	// SilentReadMin is the shortest silence after which a read is re-sent
+	// elsewhere: well above loopback and LAN service times, and short
+	// enough that a read survives a silent path in well under 300 ms.
+	SilentReadMin = 100 * time.Millisecond
+	// SilentReadMax caps the deadline of a path with slow reads: past it
+	// a read is re-sent even on a slow path, as long as the path's queue
+	// received nothing at all meanwhile.
+	SilentReadMax = time.Second
+)
+
+// readLatency tracks a path's read service time like TCP's RTO estimator
+// (RFC 6298): an EWMA of the samples (1/8) and of their deviation (1/4).
+// Updates race benignly: concurrent samples may overwrite each other.
+type readLatency struct {
+	srtt, rttvar atomic.Int64 // ns
+}
+
+func (l *readLatency) observe(d int64) {
+	s := l.srtt.Load()
+	if s == 0 {
+		l.srtt.Store(max(d, 1))
+		l.rttvar.Store(d / 2)
+		return
+	}
+	v := l.rttvar.Load()
+	dev := s - d
+	if dev < 0 {
+		dev = -dev
+	}
+	l.rttvar.Store(v + (dev-v)/4)
+	l.srtt.Store(max(s+(d-s)/8, 1))
+}
+
+// SilentAfter is the path's read silence deadline: 4 × (SRTT + 4 ×
+// RTTVAR) — four times a conservative p99 of its read service time —
+// within [SilentReadMin, SilentReadMax].
+func (p *Path) SilentAfter() time.Duration {
+	l := &p.readLat
+	d := time.Duration(4 * (l.srtt.Load() + 4*l.rttvar.Load()))
+	return min(max(d, SilentReadMin), SilentReadMax)
 }

@@ -137,6 +137,14 @@ type Request struct {
 	Node   int    // NUMA node of the submitter, or NoNode
 	Arg    any    // driver payload, untouched by mpath
 
+	// SilentAfter is set by Head.Do for each attempt, for the driver: on a
+	// read with another usable path, how long the path may stay silent
+	// (nothing at all received) before the driver gives the read up and
+	// fails it with an error it classifies ActionFailover, so the read is
+	// re-sent on a live path. 0: wait (writes, and reads with no other
+	// path). See Path.SilentAfter.
+	SilentAfter time.Duration
+
 	path    *Path // path of the current attempt
 	retries int   // retries on the current path
 }

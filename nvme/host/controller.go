@@ -119,6 +119,9 @@ type Controller struct {
 	failfastExpired atomic.Bool
 	resvNotices     atomic.Uint64 // Reservation Notification log pages read
 	rr              atomic.Uint32
+	// silent: a read got nothing back within its silence bound on the
+	// current association, and no keep-alive probe has answered since.
+	silent atomic.Bool
 
 	events    *eventQueue
 	stop      chan struct{} // closed by Close
@@ -264,6 +267,7 @@ func (c *Controller) goLive(a *assoc) bool {
 	oldANA := c.ana
 	c.assoc = a
 	c.cur.Store(a)
+	c.silent.Store(false) // a new association answered its setup
 	nsChanged := c.installNamespacesLocked(a.ns, a.anaStates)
 	anaChanged := a.anaUsed && !maps.Equal(oldANA, a.anaStates)
 	c.updateANATTLocked(a)

@@ -58,4 +58,8 @@ var (
 	// ErrAuthRequired: the controller asks for secure channel
 	// concatenation (Connect AUTHREQ ASCR), which needs TLS: unsupported.
 	ErrAuthRequired = errors.New("nvme host: secure channel concatenation required (not supported)")
+	// ErrSilent: ReadWithin gave a read up because its queue received
+	// nothing within the silence bound; the read did not complete (buf
+	// holds no result) and may be re-sent on another path.
+	ErrSilent = errors.New("nvme host: controller silent, read given up")
 )

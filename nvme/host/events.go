@@ -23,6 +23,10 @@ const (
 	// controller is no longer Available, so I/O queued for it should now
 	// fail (Linux kicks the requeue lists here).
 	FailfastExpired
+	// SilenceChanged: the controller stopped answering (a read got nothing
+	// back within its silence bound; see ReadWithin) or a keep-alive probe
+	// got an answer again; see Controller.Silent. The state stays LIVE.
+	SilenceChanged
 )
 
 func (k EventKind) String() string {
@@ -37,6 +41,8 @@ func (k EventKind) String() string {
 		return "discovery-changed"
 	case FailfastExpired:
 		return "failfast-expired"
+	case SilenceChanged:
+		return "silence-changed"
 	}
 	return "UNKNOWN_EVENT"
 }

@@ -2,10 +2,13 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/tcp"
 )
 
 // Exec runs one I/O command on an I/O queue chosen round-robin (an atomic
@@ -25,13 +28,33 @@ import (
 //     decides between requeueing (Available() true) and failing;
 //   - the context's error if ctx ended first.
 func (c *Controller) Exec(ctx context.Context, cmd *nvme.Command, data []byte) (nvme.Completion, error) {
+	return c.exec(ctx, cmd, data, 0)
+}
+
+// silentExecer is the optional Queue capability behind ReadWithin
+// (nvme/tcp.Queue has it).
+type silentExecer interface {
+	ExecWithin(ctx context.Context, cmd *nvme.Command, data []byte, within time.Duration) (nvme.Completion, error)
+}
+
+func (c *Controller) exec(ctx context.Context, cmd *nvme.Command, data []byte, within time.Duration) (nvme.Completion, error) {
 	a := c.cur.Load()
 	if s := State(c.stateA.Load()); a == nil || (s != StateLive && s != StateDeleting) || len(a.io) == 0 {
 		return nvme.Completion{}, nvme.StatusHostPathError
 	}
 	q := a.io[c.rr.Add(1)%uint32(len(a.io))]
-	cqe, err := q.Exec(ctx, cmd, data)
+	var cqe nvme.Completion
+	var err error
+	if se, ok := q.(silentExecer); ok && within > 0 {
+		cqe, err = se.ExecWithin(ctx, cmd, data, within)
+	} else {
+		cqe, err = q.Exec(ctx, cmd, data)
+	}
 	if err != nil {
+		if errors.Is(err, tcp.ErrSilent) {
+			c.suspectSilent(a, within)
+			return cqe, ErrSilent
+		}
 		return cqe, c.lost(a, err)
 	}
 	if !cqe.Status.OK() {
@@ -68,7 +91,11 @@ func (c *Controller) putCmd(x *ioCmd) { c.ioPool.Put(x) }
 // execPooled runs x.cmd and recycles x unless the command may still be in
 // the transport's hands (no completion).
 func (c *Controller) execPooled(ctx context.Context, x *ioCmd, data []byte) error {
-	_, err := c.Exec(ctx, &x.cmd, data)
+	return c.execPooledWithin(ctx, x, data, 0)
+}
+
+func (c *Controller) execPooledWithin(ctx context.Context, x *ioCmd, data []byte, within time.Duration) error {
+	_, err := c.exec(ctx, &x.cmd, data, within)
 	if err == nil || isStatus(err) {
 		c.putCmd(x)
 	}
@@ -98,16 +125,28 @@ func (c *Controller) geometry(nsid uint32) (bs int, maxBlocks int, err error) {
 // Read reads len(buf) bytes (a multiple of the block size) from nsid at
 // slba into buf, split at the maximum transfer size.
 func (c *Controller) Read(ctx context.Context, nsid uint32, slba uint64, buf []byte) error {
-	return c.rw(ctx, nvme.IORead, nsid, slba, buf)
+	return c.rw(ctx, nvme.IORead, nsid, slba, buf, 0)
+}
+
+// ReadWithin is Read with a silence bound for a caller that has another
+// path: if a command of the read gets nothing back within within while
+// its queue receives nothing at all, the read is given up with ErrSilent
+// (the command keeps its CID until its completion arrives or the queue is
+// torn down; late data is discarded, buf is never written after the
+// return), the controller is marked Silent and probed at once with a Keep
+// Alive. Only reads have a bound: a write that may still execute is never
+// given up (the write fence).
+func (c *Controller) ReadWithin(ctx context.Context, nsid uint32, slba uint64, buf []byte, within time.Duration) error {
+	return c.rw(ctx, nvme.IORead, nsid, slba, buf, within)
 }
 
 // Write writes buf (a multiple of the block size) to nsid at slba, split
 // at the maximum transfer size.
 func (c *Controller) Write(ctx context.Context, nsid uint32, slba uint64, buf []byte) error {
-	return c.rw(ctx, nvme.IOWrite, nsid, slba, buf)
+	return c.rw(ctx, nvme.IOWrite, nsid, slba, buf, 0)
 }
 
-func (c *Controller) rw(ctx context.Context, op nvme.IOOpcode, nsid uint32, slba uint64, buf []byte) error {
+func (c *Controller) rw(ctx context.Context, op nvme.IOOpcode, nsid uint32, slba uint64, buf []byte, within time.Duration) error {
 	bs, maxBlocks, err := c.geometry(nsid)
 	if err != nil {
 		return err
@@ -124,11 +163,63 @@ func (c *Controller) rw(ctx context.Context, op nvme.IOOpcode, nsid uint32, slba
 		} else {
 			x.cmd = nvme.NewWrite(nsid, slba+uint64(off/bs), uint32(n/bs))
 		}
-		if err := c.execPooled(ctx, x, buf[off:off+n]); err != nil {
+		if err := c.execPooledWithin(ctx, x, buf[off:off+n], within); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Silent reports that the controller stopped answering: a read got
+// nothing back within its silence bound (ReadWithin) and no keep-alive
+// probe has been answered since. The state stays LIVE; the multipath
+// layer treats the path as disabled meanwhile.
+func (c *Controller) Silent() bool { return c.silent.Load() }
+
+// suspectSilent marks the controller silent and probes association a
+// with an immediate Keep Alive, once per episode: an answer clears the
+// mark; none within KATO starts error recovery, as the keep-alive timer
+// would.
+func (c *Controller) suspectSilent(a *assoc, within time.Duration) {
+	if c.cur.Load() != a || !c.silent.CompareAndSwap(false, true) {
+		return
+	}
+	c.rlog.Warn("controller not answering: reads fail over, probing with keep alive", "silent_for", within)
+	c.pushEvent(SilenceChanged)
+	if !c.beginBackground() {
+		return
+	}
+	go func() {
+		defer c.bg.Done()
+		c.probe(a)
+	}()
+}
+
+// probe sends one Keep Alive on a's admin queue now (instead of at the
+// keep-alive timer's next tick) and waits up to KATO for it.
+func (c *Controller) probe(a *assoc) {
+	kato := a.kato
+	if kato <= 0 {
+		kato = c.cfg.adminTimeout
+	}
+	t0 := c.clk.Now()
+	ctx, cancel := context.WithTimeout(a.ctx, kato)
+	cmd := nvme.NewKeepAlive()
+	_, err := a.admin.Exec(ctx, &cmd, nil)
+	cancel()
+	if a.ctx.Err() != nil {
+		return // torn down: a new association starts answering
+	}
+	if err != nil {
+		err = fmt.Errorf("keep alive probe: no completion within kato %s: %w", kato, err)
+		c.log.Error("failed nvme_keep_alive_end_io", "error", err)
+		c.errorRecovery(a, err)
+		return
+	}
+	if c.cur.Load() == a && c.silent.CompareAndSwap(true, false) {
+		c.rlog.Info("controller answers again", "probe_rtt", c.clk.Now().Sub(t0))
+		c.pushEvent(SilenceChanged)
+	}
 }
 
 // Flush flushes nsid's volatile write cache.

@@ -139,6 +139,11 @@ func (p *Path) nlb(n int64) uint64 { return uint64(n) >> p.shift }
 func (p *Path) Submit(ctx context.Context, req *mpath.Request) error {
 	switch req.Op {
 	case mpath.OpRead:
+		if req.SilentAfter > 0 {
+			if r, ok := p.ctrl.(silentReader); ok {
+				return r.ReadWithin(ctx, p.nsid, p.slba(req.Offset), req.Buf[:req.Length], req.SilentAfter)
+			}
+		}
 		return p.ctrl.Read(ctx, p.nsid, p.slba(req.Offset), req.Buf[:req.Length])
 	case mpath.OpWrite:
 		return p.ctrl.Write(ctx, p.nsid, p.slba(req.Offset), req.Buf[:req.Length])
@@ -186,6 +191,12 @@ func (p *Path) Classify(err error, retries int) mpath.Verdict {
 	if errors.As(err, &ab) {
 		return mpath.Verdict{Action: mpath.ActionFailover, InDoubt: true}
 	}
+	if errors.Is(err, host.ErrSilent) {
+		// A read given up on a silent path: re-send it on a live one. It
+		// may still execute here, which a read may (never a write: they
+		// have no silence bound).
+		return mpath.Verdict{Action: mpath.ActionFailover, InDoubt: true}
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return mpath.Verdict{Action: mpath.ActionComplete}
 	}
@@ -219,14 +230,26 @@ func (p *Path) Classify(err error, retries int) mpath.Verdict {
 func (p *Path) AccessState() mpath.AccessState { return mpath.AccessState(p.access.Load()) }
 
 // Disabled reports a controller that is not LIVE or DELETING (Linux's
-// nvme_path_is_disabled; ANA-pending and not-ready are tracked by mpath).
+// nvme_path_is_disabled; ANA-pending and not-ready are tracked by mpath),
+// or one that is Silent (beyond Linux).
 func (p *Path) Disabled() bool {
 	switch p.ctrl.State() {
 	case host.StateLive, host.StateDeleting:
+		if s, ok := p.ctrl.(silencer); ok && s.Silent() {
+			return true // not answering: no new I/O until a probe answers
+		}
 		return false
 	}
 	return true
 }
+
+// silentReader and silencer are the optional Controller capabilities of
+// the read failover on a silent path (*host.Controller has them).
+type silentReader interface {
+	ReadWithin(ctx context.Context, nsid uint32, slba uint64, buf []byte, within time.Duration) error
+}
+
+type silencer interface{ Silent() bool }
 
 // Available reports a controller that may come back (nvme_available_path).
 func (p *Path) Available() bool { return p.ctrl.Available() }

@@ -27,6 +27,11 @@ var (
 	ErrTimeout = errors.New("nvme-tcp: command timeout")
 	// ErrClosed is the cause recorded when the queue was closed by Close.
 	ErrClosed = errors.New("nvme-tcp: queue closed")
+	// ErrSilent means ExecWithin gave the command up: no completion and
+	// nothing at all received on the queue within its silence bound. The
+	// command stays in flight (its tag reserved until its completion
+	// arrives or the queue dies; late data is discarded); the queue lives.
+	ErrSilent = errors.New("nvme-tcp: queue silent, command abandoned")
 )
 
 // Defaults and limits.
@@ -131,6 +136,13 @@ type request struct {
 	// reader may overlap the next use of the tag.
 	label     atomic.Uint32
 	timeoutNs atomic.Int64
+
+	// ExecWithin's silence bound: soft fires softExpire, which signals
+	// softc when the queue received nothing for silentNs since submitNs.
+	soft     *time.Timer
+	softc    chan struct{} // cap 1
+	silentNs atomic.Int64  // 0: no bound
+	submitNs atomic.Int64  // ns since q.epoch
 }
 
 // Queue is one NVMe/TCP queue (one TCP connection). Its methods are safe for
@@ -147,7 +159,8 @@ type Queue struct {
 	wmu sync.Mutex
 	w   *pdu.Writer
 
-	r *pdu.Reader // reader goroutine only
+	r        *pdu.Reader  // reader goroutine only
+	lastRecv atomic.Int64 // ns since epoch of the last PDU header received
 
 	reqs     []request
 	free     chan uint16
@@ -272,6 +285,7 @@ func newQueue(ctx context.Context, conn net.Conn, cfg Config) (*Queue, error) {
 		req.tag = uint16(i)
 		req.done = make(chan struct{}, 1)
 		req.r2t = make(chan pdu.R2T, 1)
+		req.softc = make(chan struct{}, 1)
 		q.free <- uint16(i)
 	}
 	go q.readLoop()
@@ -336,6 +350,25 @@ func (q *Queue) Exec(ctx context.Context, cmd *nvme.Command, data []byte) (nvme.
 // sends it, so the wait after cancellation is bounded by the controller's
 // R2T (and by the command timeout).
 func (q *Queue) ExecTimeout(ctx context.Context, cmd *nvme.Command, data []byte, timeout time.Duration) (nvme.Completion, error) {
+	return q.exec(ctx, cmd, data, timeout, 0)
+}
+
+// ExecWithin is Exec for a command that owes the controller no data (a
+// read, or no data at all) with a silence bound: if within after
+// submission no completion arrived and the queue has received nothing at
+// all for within, the controller is not answering on this connection, and
+// ExecWithin gives the command up and returns ErrSilent, so the caller
+// can re-send a read elsewhere at once instead of waiting for keep-alive
+// or command timeouts. The abandoned command keeps its tag (its CID is
+// not reused) until its completion arrives or the queue dies; a late
+// completion or C2H data is discarded, never placed in data. For a
+// command with data to send, within is ignored (a write is never given
+// up: see the write fence in nvme/multipath). within 0 is Exec.
+func (q *Queue) ExecWithin(ctx context.Context, cmd *nvme.Command, data []byte, within time.Duration) (nvme.Completion, error) {
+	return q.exec(ctx, cmd, data, q.cfg.CmdTimeout, within)
+}
+
+func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeout, within time.Duration) (nvme.Completion, error) {
 	dir, err := dataDirection(cmd)
 	if err != nil {
 		return nvme.Completion{}, err
@@ -369,11 +402,21 @@ func (q *Queue) ExecTimeout(ctx context.Context, cmd *nvme.Command, data []byte,
 	req.timedOut.Store(false)
 	req.label.Store(uint32(req.cid) | uint32(cmd.Opcode)<<16)
 	req.timeoutNs.Store(int64(timeout))
+	now := time.Since(q.epoch)
 	if timeout > 0 {
-		req.deadline.Store(int64(time.Since(q.epoch) + timeout))
+		req.deadline.Store(int64(now + timeout))
 	} else {
 		req.deadline.Store(math.MaxInt64) // a stale timer of an earlier use must not fire
 	}
+	if dir == dirH2C {
+		within = 0
+	}
+	select { // a stale signal of an earlier use
+	case <-req.softc:
+	default:
+	}
+	req.submitNs.Store(int64(now))
+	req.silentNs.Store(int64(within))
 	q.inflight.Add(1)
 	req.state.Store(stateInflight)
 
@@ -391,6 +434,13 @@ func (q *Queue) ExecTimeout(ctx context.Context, cmd *nvme.Command, data []byte,
 			req.timer = time.AfterFunc(timeout, req.expire)
 		} else {
 			req.timer.Reset(timeout)
+		}
+	}
+	if within > 0 {
+		if req.soft == nil {
+			req.soft = time.AfterFunc(within, req.softExpire)
+		} else {
+			req.soft.Reset(within)
 		}
 	}
 	var inCapsule []byte
@@ -479,6 +529,8 @@ func (q *Queue) wait(ctx context.Context, req *request) (nvme.Completion, error)
 				continue
 			}
 			return q.abandon(ctx, req)
+		case <-req.softc: // ExecWithin's bound: never set for H2C data
+			return q.giveUp(req, ErrSilent)
 		}
 	}
 }
@@ -511,14 +563,42 @@ func (q *Queue) sendData(req *request, r pdu.R2T) {
 // returns ctx.Err(); if a completer claimed the request first, its result
 // is returned instead.
 func (q *Queue) abandon(ctx context.Context, req *request) (nvme.Completion, error) {
+	return q.giveUp(req, ctx.Err())
+}
+
+// giveUp hands req to the completer and returns err; if a completer
+// claimed the request first, its result is returned instead.
+func (q *Queue) giveUp(req *request, err error) (nvme.Completion, error) {
 	req.mu.Lock()
 	ok := req.state.CompareAndSwap(stateInflight, stateAbandoned)
 	req.mu.Unlock()
 	if ok {
-		return nvme.Completion{}, ctx.Err()
+		return nvme.Completion{}, err
 	}
 	<-req.done
 	return q.collect(req)
+}
+
+// softExpire runs when an ExecWithin command's silence bound passed: it
+// signals the waiting Exec if the queue received nothing since
+// max(submission, now-within), else re-arms for the rest. A stale timer
+// of an earlier use of the tag sees a later submission and does nothing.
+func (req *request) softExpire() {
+	q := req.q
+	within := req.silentNs.Load()
+	if within <= 0 || req.state.Load() != stateInflight {
+		return
+	}
+	now := int64(time.Since(q.epoch))
+	last := max(q.lastRecv.Load(), req.submitNs.Load())
+	if rest := last + within - now; rest > 0 {
+		req.soft.Reset(time.Duration(rest))
+		return
+	}
+	select {
+	case req.softc <- struct{}{}:
+	default:
+	}
 }
 
 // complete delivers a result to req if it is in flight; it reports whether
@@ -547,6 +627,10 @@ func (q *Queue) complete(req *request, cqe *nvme.Completion, err error) bool {
 func (q *Queue) release(req *request) {
 	if req.timer != nil {
 		req.timer.Stop()
+	}
+	if req.soft != nil {
+		req.silentNs.Store(0)
+		req.soft.Stop()
 	}
 	req.data = nil
 	req.err = nil

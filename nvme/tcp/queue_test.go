@@ -896,3 +896,106 @@ func TestAbandonedReleasedOnDeath(t *testing.T) {
 		t.Errorf("%d tags on the free list, want 2 (each released exactly once)", got)
 	}
 }
+
+// TestExecWithinSilentQueue: a read on a queue that receives nothing for
+// the silence bound is given up with ErrSilent; the queue lives, the tag
+// (CID) stays reserved until the late completion, whose data is discarded;
+// then the tag is reused with a new generation.
+func TestExecWithinSilentQueue(t *testing.T) {
+	f := newFakeCtrl(t)
+	q := connect(t, f, Config{Depth: 1})
+	buf := make([]byte, 4096)
+	ch := make(chan execResult, 1)
+	start := time.Now()
+	go func() {
+		cmd := readCmd(1, 0, 8)
+		cqe, err := q.ExecWithin(context.Background(), &cmd, buf, 50*time.Millisecond)
+		ch <- execResult{cqe, err}
+	}()
+	c, _ := f.wantCmd()
+	r := await(t, ch)
+	if !errors.Is(r.err, ErrSilent) {
+		t.Fatalf("ExecWithin on a silent queue: %v, want ErrSilent", r.err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("gave up after %v, before the 50ms bound", d)
+	}
+	if q.isDead() {
+		t.Fatal("the queue died: a silent command must not kill it")
+	}
+	if q.Inflight() != 1 {
+		t.Fatalf("Inflight = %d after giving up, want 1 (CID reserved until completion)", q.Inflight())
+	}
+	// The late completion is discarded, then the tag is reused.
+	f.sendC2H(c.CID, 0, pattern(4096, 7), true, false)
+	f.sendResp(c.CID, 0, 0)
+	ch2 := goExec(context.Background(), q, nvme.Command{Opcode: uint8(nvme.IOFlush)}, nil)
+	c2, _ := f.wantCmd()
+	if c2.CID&0xFFF != c.CID&0xFFF || c2.CID == c.CID {
+		t.Errorf("CID %#x after %#x", c2.CID, c.CID)
+	}
+	f.sendResp(c2.CID, 0, 0)
+	if r := await(t, ch2); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if !bytes.Equal(buf, make([]byte, 4096)) {
+		t.Error("late data of an abandoned read was written into the caller's buffer")
+	}
+}
+
+// TestExecWithinBusyQueue: a slow read on a queue that keeps receiving
+// (other commands complete) is not given up; a write never is.
+func TestExecWithinBusyQueue(t *testing.T) {
+	f := newFakeCtrl(t)
+	q := connect(t, f, Config{Depth: 4})
+	buf := make([]byte, 4096)
+	ch := make(chan execResult, 1)
+	go func() {
+		cmd := readCmd(1, 0, 8)
+		cqe, err := q.ExecWithin(context.Background(), &cmd, buf, 60*time.Millisecond)
+		ch <- execResult{cqe, err}
+	}()
+	slow, _ := f.wantCmd()
+	// Keep the queue busy for 4 bounds with flushes completing every 20ms.
+	for i := 0; i < 12; i++ {
+		fl := goExec(context.Background(), q, nvme.Command{Opcode: uint8(nvme.IOFlush)}, nil)
+		c, _ := f.wantCmd()
+		time.Sleep(20 * time.Millisecond) // the controller's service time (what is being simulated)
+		f.sendResp(c.CID, 0, 0)
+		if r := await(t, fl); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	select {
+	case r := <-ch:
+		t.Fatalf("slow read on a busy queue returned %v", r.err)
+	default:
+	}
+	f.sendC2H(slow.CID, 0, pattern(4096, 3), true, true)
+	if r := await(t, ch); r.err != nil {
+		t.Fatalf("slow read: %v", r.err)
+	}
+	if !bytes.Equal(buf, pattern(4096, 3)) {
+		t.Error("slow read data")
+	}
+
+	// A write with a bound waits (ExecWithin ignores it for data out).
+	wch := make(chan execResult, 1)
+	go func() {
+		cmd := writeCmd(1, 0, 8)
+		cqe, err := q.ExecWithin(context.Background(), &cmd, make([]byte, 4096), 20*time.Millisecond)
+		wch <- execResult{cqe, err}
+	}()
+	w, _ := f.wantCmd()
+	f.sendR2T(w.CID, 1, 0, 4096)
+	f.wantH2C()
+	select {
+	case r := <-wch:
+		t.Fatalf("write returned %v before its completion", r.err)
+	case <-time.After(100 * time.Millisecond): // 5 bounds: it must still wait
+	}
+	f.sendResp(w.CID, 0, 0)
+	if r := await(t, wch); r.err != nil {
+		t.Fatal(r.err)
+	}
+}

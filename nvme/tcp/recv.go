@@ -54,6 +54,7 @@ func (q *Queue) recv() error {
 		if err != nil {
 			return fmt.Errorf("receive: %w", err)
 		}
+		q.lastRecv.Store(int64(time.Since(q.epoch)))
 		switch h.Type {
 		case pdu.TypeCapsuleResp:
 			err = q.recvResp()
