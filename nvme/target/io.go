@@ -146,6 +146,9 @@ func (c *conn) execIO(r *request) {
 				return
 			}
 			data := ns.ram.rlock(r.off, r.n)
+			if c.p.takeShort() {
+				data = data[:len(data)/2]
+			}
 			_ = c.sendDataLocked(r, data)
 			ns.ram.runlock(r.off, r.n)
 			c.wmu.Unlock()
@@ -158,7 +161,11 @@ func (c *conn) execIO(r *request) {
 			c.complete(r, nvme.StatusUnrecoveredRead, 0)
 			return
 		}
-		c.completeData(r, *r.buf)
+		data := *r.buf
+		if c.p.takeShort() {
+			data = data[:len(data)/2]
+		}
+		c.completeData(r, data)
 	case nvme.IOWrite:
 		if ns.ram != nil {
 			ns.ram.writeAt(r.data, r.off)

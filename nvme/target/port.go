@@ -23,6 +23,7 @@ type Port struct {
 	failN   atomic.Int64
 	failSt  atomic.Uint32
 	loseN   atomic.Int64 // LoseNextCompletions
+	shortN  atomic.Int64 // ShortNextReads
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -348,6 +349,27 @@ func (p *Port) LoseNextCompletions(n int) { p.loseN.Store(int64(max(n, 0))) }
 
 // PendingLosses returns how many completions LoseNextCompletions still loses.
 func (p *Port) PendingLosses() int { return int(p.loseN.Load()) }
+
+// ShortNextReads makes the next n reads on this port lie: they send only the
+// first half of their data, then complete with success (a target a host
+// must not believe: the rest of its buffer is stale). n <= 0 cancels.
+func (p *Port) ShortNextReads(n int) { p.shortN.Store(int64(max(n, 0))) }
+
+// PendingShortReads returns how many reads ShortNextReads still cuts short.
+func (p *Port) PendingShortReads() int { return int(p.shortN.Load()) }
+
+// takeShort reports whether this read is to be cut short.
+func (p *Port) takeShort() bool {
+	for {
+		n := p.shortN.Load()
+		if n <= 0 {
+			return false
+		}
+		if p.shortN.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
 
 // takeLoss reports whether this completion is to be lost.
 func (p *Port) takeLoss() bool {

@@ -17,6 +17,8 @@
 //	ports/N/fault/lose_next            read/write COUNT: the next COUNT I/Os
 //	                                   completing without data run, then their
 //	                                   connection closes instead of completing
+//	ports/N/fault/short_read           read/write COUNT: the next COUNT reads
+//	                                   send half their data, then success (a lie)
 //	ports/N/fault/listen               read/write 0|1: stop/start listening
 //	subsystems/<nqn>/attr_model, attr_serial, attr_firmware, attr_allow_any_host
 //	subsystems/<nqn>/namespaces/<nsid>/device_path, device_size, device_uuid,
@@ -222,6 +224,17 @@ func (d *portDir) OnAdd(ctx context.Context) {
 			}
 			d.r.log.Info("control: lose next completions", "port", p.ID(), "count", n)
 			p.LoseNextCompletions(n)
+			return nil
+		}})
+	add("short_read", &attrFile{
+		show: func() string { return strconv.Itoa(p.PendingShortReads()) },
+		store: func(v string) error {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 {
+				return fmt.Errorf("bad count %q", v)
+			}
+			d.r.log.Info("control: short next reads", "port", p.ID(), "count", n)
+			p.ShortNextReads(n)
 			return nil
 		}})
 	add("fail_next", &attrFile{

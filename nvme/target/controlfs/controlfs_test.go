@@ -158,6 +158,12 @@ func TestTree(t *testing.T) {
 	if got := read(t, filepath.Join(dir, "ports/1/fault/lose_next")); got != "2\n" {
 		t.Errorf("lose_next reads %q", got)
 	}
+	if err := write(filepath.Join(dir, "ports/1/fault/short_read"), "4"); err != nil || p1.PendingShortReads() != 4 {
+		t.Fatalf("short_read: %v, %d pending", err, p1.PendingShortReads())
+	}
+	if got := read(t, filepath.Join(dir, "ports/1/fault/short_read")); got != "4\n" {
+		t.Errorf("short_read reads %q", got)
+	}
 	if err := write(filepath.Join(dir, "ports/1/fault/lose_next"), "-1"); err == nil || p1.PendingLosses() != 2 {
 		t.Error("bad lose_next accepted")
 	}
