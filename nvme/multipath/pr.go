@@ -92,6 +92,8 @@ func (e syscallError) Is(target error) bool { return target == e.errno }
 //	Replace (RREGA 010)        no          done iff this host is registered with NRKEY
 //	Acquire (RACQA 000)        yes         re-send (holder re-acquiring the same type succeeds)
 //	Preempt[-abort] (001/010)  no          done iff no other host is registered with PRKEY
+//	                                       (PRKEY 0: no other host registered; PRKEY our
+//	                                       own key: we hold the reservation with RTYPE)
 //	Release (RRELA 000)        yes         re-send (a non-holder's release succeeds)
 //	Clear (RRELA 001)          no          done iff this host is not registered
 //
@@ -160,8 +162,15 @@ func (r *resvCmd) tookEffect(st *nvme.ReservationStatus, hostID [16]byte) bool {
 			return mine != nil && mine.RKey == r.key2
 		}
 	case nvme.IOReservationAcquire: // preempt, preempt-and-abort
+		_, _, rtype, _ := nvme.ParseReservationCommand(&r.cmd)
+		if mine != nil && mine.RKey == r.key2 {
+			// Preempting our own key changes the type of our reservation.
+			return mine.Holds && st.RType == rtype
+		}
 		for _, g := range st.Regs {
-			if g.HostID != hostID && g.RKey == r.key2 {
+			// PRKEY 0 (all-registrants reservation): every other
+			// registrant goes; else those holding PRKEY.
+			if g.HostID != hostID && (r.key2 == 0 || g.RKey == r.key2) {
 				return false
 			}
 		}

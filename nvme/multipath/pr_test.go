@@ -54,6 +54,9 @@ func TestInDoubtReservationCommands(t *testing.T) {
 	}
 	mine := func(key uint64) nvme.RegisteredController { return nvme.RegisteredController{HostID: me, RKey: key} }
 	theirs := func(key uint64) nvme.RegisteredController { return nvme.RegisteredController{HostID: other, RKey: key} }
+	held := func(key uint64) nvme.RegisteredController {
+		return nvme.RegisteredController{HostID: me, RKey: key, Holds: true}
+	}
 	for _, tc := range []struct {
 		name    string
 		cmd     nvme.Command
@@ -70,6 +73,10 @@ func TestInDoubtReservationCommands(t *testing.T) {
 		{"replace did not", reg(nvme.ResvReplace), 0xA2, []nvme.RegisteredController{mine(0xA1)}, true},
 		{"preempt took effect", acq(nvme.ResvPreemptAbort), 0xB1, []nvme.RegisteredController{mine(0xA1)}, false},
 		{"preempt did not", acq(nvme.ResvPreempt), 0xB1, []nvme.RegisteredController{mine(0xA1), theirs(0xB1)}, true},
+		{"preempt of all registrants (PRKEY 0) took effect", acq(nvme.ResvPreempt), 0, []nvme.RegisteredController{held(0xA1)}, false},
+		{"preempt of all registrants (PRKEY 0) did not", acq(nvme.ResvPreempt), 0, []nvme.RegisteredController{held(0xA1), theirs(0xB1)}, true},
+		{"self-preempt (type change) took effect", acq(nvme.ResvPreempt), 0xA1, []nvme.RegisteredController{held(0xA1)}, false},
+		{"self-preempt (type change) did not", acq(nvme.ResvPreempt), 0xA1, []nvme.RegisteredController{mine(0xA1)}, true},
 		{"clear took effect", rel(nvme.ResvClear), 0, nil, false},
 		{"clear did not", rel(nvme.ResvClear), 0, []nvme.RegisteredController{mine(0xA1), theirs(0xB1)}, true},
 	} {
@@ -82,7 +89,7 @@ func TestInDoubtReservationCommands(t *testing.T) {
 			if v := p1.Classify(err, 0); !r.inDoubt || v.Action.String() != "failover" || !v.InDoubt {
 				t.Fatalf("lost attempt: inDoubt %v verdict %+v", r.inDoubt, v)
 			}
-			nw := &resvCtrl{fakeCtrl: newFake(), rep: nvme.ReservationStatus{Gen: 7, Regs: tc.regs}}
+			nw := &resvCtrl{fakeCtrl: newFake(), rep: nvme.ReservationStatus{Gen: 7, RType: nvme.ResvWriteExclusive, Regs: tc.regs}}
 			p2 := NewPath(nw, nw.ns, hclog.NewNullLogger())
 			if err := p2.submitResv(context.Background(), r, data); err != nil {
 				t.Fatal(err)
