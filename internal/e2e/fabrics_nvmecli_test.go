@@ -116,5 +116,11 @@ func TestNvmeCLIConnectDisconnect(t *testing.T) {
 	if out, err := run(t, "dd", "if=/dev/zero", "of="+e.path("nvme0n1"), "bs=4k", "count=8", "oflag=direct", "conv=notrunc"); err != nil {
 		t.Fatalf("dd after connect-all: %v %s", err, out)
 	}
+	dup := fmt.Sprintf("traddr=%s,trsvcid=%d,nqn=%s,hostnqn=%s", p0.IP, p0.Port, o.SubsysNQN, hostnqn)
+	out, err = exec.Command(bin, "connect", e.dir, dup).CombinedOutput()
+	step("mpathfs connect MOUNTPOINT "+dup, string(out), err)
+	if err == nil || !strings.Contains(string(out), "already connected") {
+		t.Errorf("mpathfs connect of a connected path: %v %s", err, out)
+	}
 	t.Logf("transcript:\n%s", transcript.String())
 }
