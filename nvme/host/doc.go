@@ -21,4 +21,11 @@
 // queueing is the multipath layer's job, guided by Available().
 //
 // Discover and DiscoverPersistent read discovery logs.
+//
+// A controller may lie. What it says at setup is checked as Linux checks it
+// (TestIdentifyChecks, TestEnableFailures); the namespace scan stops at NN,
+// at 4096 namespaces and on cancellation, and skips geometry the block layer
+// refuses (lying_test.go); lines a controller can make the host repeat are
+// rate-limited (internal/ratelog). Transport-level lies are nvme/tcp's
+// lyingTargetMatrix.
 package host
