@@ -7,6 +7,7 @@ package demo
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,6 +33,9 @@ type Config struct {
 	BlockSize int
 	// MDTS is the target's Identify MDTS (0: no limit).
 	MDTS uint8
+	// MetadataNS lists namespaces formatted with 8 bytes of metadata per
+	// block (reported only: hosts over TCP give them capacity 0).
+	MetadataNS []uint32
 }
 
 func (c Config) withDefaults() Config {
@@ -68,6 +72,9 @@ func Start(cfg Config, log hclog.Logger) (*Setup, error) {
 	}
 	for i := 1; i <= cfg.Namespaces; i++ {
 		nc := target.NamespaceConfig{NSID: uint32(i), Size: cfg.NSSize, BlockSize: cfg.BlockSize, ANAGroup: uint32(i)}
+		if slices.Contains(cfg.MetadataNS, uint32(i)) {
+			nc.MetadataSize = 8
+		}
 		// Fixed identifiers, like the kernel-target harness: runs compare.
 		copy(nc.UUID[:], []byte{0x6d, 0x70, 0x61, 0x74, 0x68, 0x66, 0x40, 0x00, 0x80, 0, 0, 0, 0, 0, 0, byte(i)})
 		copy(nc.NGUID[:], []byte{0x6d, 0x70, 0x61, 0x74, 0x68, 0x66, 0x73, 0x00, 0, 0, 0, 0, 0, 0, 0, byte(i)})

@@ -592,3 +592,29 @@ func TestWritableTimeouts(t *testing.T) {
 	})
 	t.Logf("nvme1 removed %s after its port went away", time.Since(start).Round(10*time.Millisecond))
 }
+
+// A metadata-formatted namespace (8 bytes per block, no PI) is shown with
+// capacity 0, as Linux over TCP shows it: size 0, an empty file that
+// refuses writes, nuse from NUSE and metadata_bytes from the LBA format.
+func TestMetadataNamespaceCapacityZero(t *testing.T) {
+	requireFUSE(t, "dd")
+	e := newEnv(t, envConfig{MetadataNS: []uint32{2}})
+	for file, want := range map[string]string{
+		"sys/block/nvme0n2/size":             "0",
+		"sys/block/nvme0n2/metadata_bytes":   "8",
+		"sys/block/nvme0c0n2/metadata_bytes": "8",
+		"sys/block/nvme0n2/nuse":             strconv.Itoa(64 << 20 >> 9),
+		"sys/block/nvme0n1/metadata_bytes":   "0",
+		"sys/block/nvme0n1/size":             strconv.Itoa(64 << 20 >> 9),
+	} {
+		if got := e.cat(file); got != want {
+			t.Errorf("%s = %q, want %q", file, got, want)
+		}
+	}
+	if fi, err := os.Stat(e.path("nvme0n2")); err != nil || fi.Size() != 0 {
+		t.Fatalf("nvme0n2: %v, size %v; want 0", err, fi)
+	}
+	if out, err := run(t, "dd", "if=/dev/zero", "of="+e.path("nvme0n2"), "bs=4k", "count=1", "oflag=direct", "conv=notrunc", "status=none"); err == nil {
+		t.Fatalf("a write to the capacity-0 namespace succeeded: %s", out)
+	}
+}

@@ -53,6 +53,7 @@ type envConfig struct {
 	DelayedRemoval uint32
 	NoFence        bool
 	MDTS           uint8
+	MetadataNS     []uint32 // demo namespaces formatted with metadata
 	// Controllers overrides the connect options (kernel target); then no
 	// demo target is started.
 	Controllers []fabrics.Options
@@ -152,7 +153,7 @@ func newEnv(t *testing.T, c envConfig) *env {
 			cfg.Controllers = append(cfg.Controllers, o)
 		}
 	} else {
-		setup, err := demo.Start(demo.Config{Addrs: []string{"127.0.0.1:0", "127.0.0.1:0"}, NSSize: c.NSSize, MDTS: c.MDTS}, log.Named("target"))
+		setup, err := demo.Start(demo.Config{Addrs: []string{"127.0.0.1:0", "127.0.0.1:0"}, NSSize: c.NSSize, MDTS: c.MDTS, MetadataNS: c.MetadataNS}, log.Named("target"))
 		if err != nil {
 			t.Fatal(err)
 		}

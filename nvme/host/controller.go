@@ -74,7 +74,7 @@ type Namespace struct {
 	IDs       nvme.NamespaceIDs
 	Info      *nvme.IdentifyNamespace
 	BlockSize uint32
-	Blocks    uint64 // NSZE
+	Blocks    uint64 // NSZE; 0 for a metadata-formatted namespace (not usable over TCP)
 	ANAGroup  uint32
 	// ANAState is the state of ANAGroup, or ANAOptimized when the
 	// controller does not report ANA (as Linux assumes).

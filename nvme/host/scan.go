@@ -80,8 +80,17 @@ func (c *Controller) scan(ctx context.Context, a *assoc) ([]Namespace, error) {
 			continue
 		}
 		bs := info.BlockSize()
+		blocks := info.NSZE
+		if ms := info.LBAF[info.FormatIndex()].MS; ms != 0 {
+			// Linux over TCP has no metadata transfer (no
+			// NVME_F_METADATA_SUPPORTED): such a namespace keeps its
+			// disk with capacity 0 (nvme_init_integrity fails). It
+			// would keep a PI-only format (PRACT) usable; we do not.
+			c.rlog.Warn("metadata-formatted namespace is not usable over TCP: capacity 0", "nsid", nsid, "metadata_bytes", ms)
+			blocks = 0
+		}
 		out = append(out, Namespace{
-			NSID: nsid, IDs: ids, Info: info, BlockSize: bs, Blocks: info.NSZE,
+			NSID: nsid, IDs: ids, Info: info, BlockSize: bs, Blocks: blocks,
 			ANAGroup: info.ANAGRPID, Shared: info.NMIC&nvme.NMICShared != 0,
 		})
 	}

@@ -790,3 +790,20 @@ func TestResetBrokenPath(t *testing.T) {
 	}
 	ev2.waitState(t, StateLive)
 }
+
+// A metadata-formatted namespace keeps its identity but has capacity 0, as
+// Linux gives it over TCP without PI (nvme_init_integrity).
+func TestMetadataNamespaceCapacityZero(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.sub.AddNamespace(target.NamespaceConfig{NSID: 3, Size: 1 << 20, BlockSize: 512, ANAGroup: 1, MetadataSize: 8}); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, e.opts(0))
+	ns, ok := c.Namespace(3)
+	if !ok || ns.Blocks != 0 || ns.Info.NSZE != 2048 || ns.Info.LBAF[ns.Info.FormatIndex()].MS != 8 {
+		t.Fatalf("ns 3: %+v %v; want capacity 0, NSZE 2048, 8 metadata bytes", ns, ok)
+	}
+	if ns, _ := c.Namespace(1); ns.Blocks == 0 {
+		t.Fatal("a namespace without metadata lost its capacity")
+	}
+}

@@ -152,7 +152,7 @@ func (ns *Namespace) identify() *nvme.IdentifyNamespace {
 	id.NSFEAT |= nvme.NSFEATAtomics | nvme.NSFEATOptPerf
 	id.NAWUN, id.NAWUPF, id.NACWU = lpp, lpp, lpp
 	id.NPWG, id.NPWA, id.NPDG, id.NPDA = lpp, lpp, lpp, lpp
-	id.LBAF[0] = nvme.LBAFormat{LBADS: lbads}
+	id.LBAF[0] = nvme.LBAFormat{LBADS: lbads, MS: ns.cfg.MetadataSize}
 	return id
 }
 

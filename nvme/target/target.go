@@ -102,6 +102,11 @@ type NamespaceConfig struct {
 	NGUID     [16]byte
 	EUI64     [8]byte
 	ANAGroup  uint32 // 0 = 1
+	// MetadataSize is the metadata bytes per block the LBA format reports
+	// (0: none). The data path carries no metadata: it exists so hosts'
+	// handling of a metadata-formatted namespace can be tested (Linux over
+	// TCP makes it capacity 0 without PI).
+	MetadataSize uint16
 }
 
 // PortConfig describes a port: one TCP listener, one path.
