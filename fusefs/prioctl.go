@@ -64,18 +64,18 @@ func (n *nsNode) Ioctl(ctx context.Context, f fs.FileHandle, cmd uint32, arg uin
 	size := int((cmd & iocSizeMask) >> 16)
 	switch cmd {
 	case IocPRRegister, IocPRReserve, IocPRRelease, IocPRPreempt, IocPRPreemptAbort, IocPRClear:
-		if len(in) < size {
-			return 0, syscall.EFAULT
-		}
 		if !prAllowed(ctx, f, true) {
 			return 0, syscall.EPERM
 		}
-	case IocPRReadKeys, IocPRReadReservation:
-		if len(out) < size || (cmd == IocPRReadKeys && len(in) < size) {
+		if len(in) < size {
 			return 0, syscall.EFAULT
 		}
+	case IocPRReadKeys, IocPRReadReservation:
 		if !prAllowed(ctx, f, false) {
 			return 0, syscall.EPERM
+		}
+		if len(out) < size || (cmd == IocPRReadKeys && len(in) < size) {
+			return 0, syscall.EFAULT
 		}
 	default:
 		return 0, syscall.ENOTTY
