@@ -19,6 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/mpathfs/mpathfs/mpath"
+	"github.com/mpathfs/mpathfs/nvme/auth"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 type Host struct {
 	HostNQN string
 	HostID  [16]byte
+	// DHCHAPSecret (dhchap_secret) is the default DH-HMAC-CHAP secret of
+	// every [[controller]] and [[discovery]] that does not name its own.
+	DHCHAPSecret *auth.Key
 }
 
 // Multipath is the [multipath] table.
@@ -165,6 +169,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	base := fabrics.DefaultOptions()
 	base.HostNQN, base.HostID = c.Host.HostNQN, c.Host.HostID
+	base.DHCHAPSecret = c.Host.DHCHAPSecret
 	for i, m := range raw.Controller {
 		o, err := p.fabrics(fmt.Sprintf("controller[%d]", i), "controller", m, base, nil)
 		if err != nil {
@@ -282,6 +287,14 @@ func (p *parser) host(m map[string]any, h *Host) error {
 				return err
 			}
 			h.HostID, err = fabrics.ParseUUID(s)
+			return err
+		},
+		"dhchap_secret": func(v any) error {
+			s, err := asString(v)
+			if err != nil {
+				return err
+			}
+			h.DHCHAPSecret, err = auth.ParseKey(s)
 			return err
 		},
 	})

@@ -123,6 +123,34 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestDHCHAPSecrets: [host] dhchap_secret is the default of every
+// controller; a controller's own secret wins; bad secrets are errors that
+// do not repeat them.
+func TestDHCHAPSecrets(t *testing.T) {
+	const k1 = "DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPo:"
+	const k2 = "DHHC-1:01:AQgPFh0kKzI5QEdOVVxjanF4f4aNlJuiqbC3vsXM09pl1OOC:"
+	c, err := Parse("x.toml", []byte("[host]\ndhchap_secret = \""+k1+"\"\n"+
+		"[[controller]]\ntraddr=\"a\"\nnqn=\"n\"\ntrsvcid=\"1\"\n"+
+		"[[controller]]\ntraddr=\"b\"\nnqn=\"n\"\ntrsvcid=\"1\"\ndhchap_secret=\""+k2+"\"\ndhchap_ctrl_secret=\""+k1+"\"\n"+
+		"[[discovery]]\ntraddr=\"c\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host.DHCHAPSecret.Text() != k1 || c.Controllers[0].DHCHAPSecret.Text() != k1 || c.Controllers[0].DHCHAPCtrlSecret != nil ||
+		c.Controllers[1].DHCHAPSecret.Text() != k2 || c.Controllers[1].DHCHAPCtrlSecret.Text() != k1 ||
+		c.Discovery[0].Options.DHCHAPSecret.Text() != k1 {
+		t.Fatalf("secrets not applied: %+v", c.Controllers)
+	}
+	bad := strings.Replace(k2, "AQgP", "AQgQ", 1)
+	for _, in := range []string{"[host]\ndhchap_secret = \"" + bad + "\"\n",
+		"[[controller]]\ntraddr=\"a\"\nnqn=\"n\"\ndhchap_secret=\"" + bad + "\"\n"} {
+		_, err := Parse("x.toml", []byte(in))
+		if err == nil || !strings.Contains(err.Error(), "dhchap_secret") || strings.Contains(err.Error(), "AQgQ") {
+			t.Errorf("bad secret: %v", err)
+		}
+	}
+}
+
 func TestExampleConfigLoads(t *testing.T) {
 	path := filepath.Join("..", "etc", "mpathfs.toml")
 	if _, err := os.Stat(path); err != nil {

@@ -167,6 +167,14 @@ func (t *Tree) AddController(name, subsys string, info ControllerInfo, src Contr
 		}
 		t.addAttrs(d, where, admin, io)
 	}
+	if ds, ok := src.(DHCHAPSecrets); ok {
+		t.addAttrs(d, where,
+			&Attr{Name: "dhchap_secret", Mode: ModeSecret, Secret: true,
+				Show: func() string { return ds.DHCHAPSecret() + "\n" }, Store: func(v string) error { return ds.SetDHCHAPSecret(cstr(v)) }},
+			&Attr{Name: "dhchap_ctrl_secret", Mode: ModeSecret, Secret: true,
+				Show: func() string { return ds.DHCHAPCtrlSecret() + "\n" }, Store: func(v string) error { return ds.SetDHCHAPCtrlSecret(cstr(v)) }},
+		)
+	}
 	t.addAttrs(d, where, passthruErrLog(), roConst("quirks", "none\n"))
 	if r, ok := src.(Resetter); ok {
 		t.addAttrs(d, where, trigger("reset_controller", r.Reset))

@@ -111,6 +111,17 @@ type CommandTimeoutSetter interface {
 	SetIOTimeout(time.Duration) error
 }
 
+// DHCHAPSecrets is an optional ControllerSource capability adding
+// dhchap_secret and dhchap_ctrl_secret (mode 0600, the secret as given or
+// "none"; a write of a new DHHC-1 secret re-authenticates the controller,
+// as CONFIG_NVME_HOST_AUTH does). Set errors are syscall.Errno values.
+type DHCHAPSecrets interface {
+	DHCHAPSecret() string
+	DHCHAPCtrlSecret() string
+	SetDHCHAPSecret(string) error
+	SetDHCHAPCtrlSecret(string) error
+}
+
 // Resetter adds the reset_controller trigger.
 type Resetter interface{ Reset() error }
 

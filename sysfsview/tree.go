@@ -21,6 +21,7 @@ const (
 	ModeRW      = 0o644 // writable attribute
 	ModeTrigger = 0o200 // write-only trigger
 	ModeBin     = 0o400 // root-only binary attribute (sysfs bin_attribute)
+	ModeSecret  = 0o600 // owner-only read/write attribute (keys)
 )
 
 // Node is one directory entry: *Dir, *Attr or *Symlink. Ino is unique within a

@@ -73,6 +73,13 @@ func (s *ctrlSource) SetFastIOFailTmo(d time.Duration) error { s.c.hc.SetFastIOF
 func (s *ctrlSource) SetAdminTimeout(d time.Duration) error  { s.c.hc.SetAdminTimeout(d); return nil }
 func (s *ctrlSource) SetIOTimeout(d time.Duration) error     { s.c.hc.SetIOTimeout(d); return nil }
 
+var _ sysfsview.DHCHAPSecrets = (*ctrlSource)(nil)
+
+func (s *ctrlSource) DHCHAPSecret() string               { return s.c.hc.DHCHAPSecret() }
+func (s *ctrlSource) DHCHAPCtrlSecret() string           { return s.c.hc.DHCHAPCtrlSecret() }
+func (s *ctrlSource) SetDHCHAPSecret(v string) error     { return s.c.hc.SetDHCHAPSecret(v) }
+func (s *ctrlSource) SetDHCHAPCtrlSecret(v string) error { return s.c.hc.SetDHCHAPCtrlSecret(v) }
+
 func (s *ctrlSource) Timeouts() sysfsview.Timeouts {
 	o := s.c.hc.Options()
 	t := sysfsview.Timeouts{CtrlLoss: o.CtrlLossTmo, ReconnectDelay: o.ReconnectDelay, FastIOFail: o.FastIOFailTmo}

@@ -29,7 +29,6 @@ var treeRules = []sysfsdiff.Rule{
 	{Pattern: "ng/**", Skip: true, Why: "generic character devices (ngXnY, passthrough ioctls): not provided"},
 	{Pattern: "subsys/ng", Skip: true, Why: "generic character devices: not provided"},
 	{Pattern: "{head,path}/diskseq", Skip: true, Why: "per-boot sequence number udev gives block devices: we create none"},
-	{Pattern: "ctrl/{dhchap_secret,dhchap_ctrl_secret}", Skip: true, Why: "DH-HMAC-CHAP keys: this host does not authenticate (yet)"},
 	{Pattern: "path/mq/**", Skip: true, Why: "blk-mq hardware contexts of the kernel's request queue"},
 	{Pattern: "path/queue/iosched/**", Skip: true, Why: "tunables of the kernel's mq-deadline I/O scheduler"},
 	{Pattern: "path/queue/{async_depth,nr_requests,rq_affinity,scheduler,wbt_lat_usec}", Skip: true,
@@ -37,6 +36,8 @@ var treeRules = []sysfsdiff.Rule{
 
 	// Tunables of the kernel's block layer we show read-only: FUSE I/O has no
 	// request queue, read-ahead or poll queues to tune.
+	{Pattern: "ctrl/{dhchap_secret,dhchap_ctrl_secret}", Mode: "600",
+		Why: "deliberate: Linux 7.2 shows these DH-HMAC-CHAP secrets with mode 0644, readable by every user; ours are 0600"},
 	{Pattern: "{head,path}/events_poll_msecs", Mode: "444", Why: "media-change polling: no removable media"},
 	{Pattern: "{head,path}/queue/{add_random,discard_max_bytes,io_poll,io_poll_delay,iostats,iostats_passthrough,max_sectors_kb,nomerges,read_ahead_kb,rotational,stable_writes,write_cache,write_zeroes_unmap_max_bytes}",
 		Mode: "444", Why: "block-layer tunables: no request queue"},

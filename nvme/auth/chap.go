@@ -99,9 +99,9 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Remote {
-		return fmt.Sprintf("nvme auth: controller refused authentication: %s (%#02x)", ExplanationString(e.Explanation), e.Explanation)
+		return fmt.Sprintf("nvme auth: controller refused authentication: %s (%#02x): %v", ExplanationString(e.Explanation), e.Explanation, syscall.EKEYREJECTED)
 	}
-	return fmt.Sprintf("nvme auth: %s (%s)", e.Msg, ExplanationString(e.Explanation))
+	return fmt.Sprintf("nvme auth: %s (%s): %v", e.Msg, ExplanationString(e.Explanation), syscall.EKEYREJECTED)
 }
 
 // Unwrap returns syscall.EKEYREJECTED.
