@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mpathfs/mpathfs/internal/ratelog"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/pdu"
 )
@@ -159,8 +160,9 @@ type Queue struct {
 	wmu sync.Mutex
 	w   *pdu.Writer
 
-	r        *pdu.Reader  // reader goroutine only
-	lastRecv atomic.Int64 // ns since epoch of the last PDU header received
+	r        *pdu.Reader     // reader goroutine only
+	rlog     *ratelog.Logger // lines a controller can repeat at will
+	lastRecv atomic.Int64    // ns since epoch of the last PDU header received
 
 	reqs     []request
 	free     chan uint16
@@ -278,6 +280,7 @@ func newQueue(ctx context.Context, conn net.Conn, cfg Config) (*Queue, error) {
 		dead:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
+	q.rlog = ratelog.New(q.log, time.Now)
 	q.inCapsuleMax.Store(int64(cfg.InCapsuleMax))
 	for i := range q.reqs {
 		req := &q.reqs[i]

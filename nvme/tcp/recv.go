@@ -138,7 +138,7 @@ func (q *Queue) recvData(h pdu.Header) error {
 	err = q.place(req, req.data[d.Offset:d.Offset+d.Length])
 	req.received += d.Length
 	if errors.Is(err, pdu.ErrDataDigest) {
-		q.log.Error("data digest error", "cid", d.CCCID, "offset", d.Offset, "length", d.Length)
+		q.rlog.Error("data digest error", "cid", d.CCCID, "offset", d.Offset, "length", d.Length)
 		req.ddgstErr = true
 	} else if err != nil {
 		return fmt.Errorf("receive C2HData: %w", err)
