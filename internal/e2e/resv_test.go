@@ -265,6 +265,26 @@ func TestReservationsCLI(t *testing.T) {
 	if out != want {
 		t.Fatalf("resv-report:\n%q\nwant\n%q", out, want)
 	}
+	// Debian's nvme-cli prints the same live report the same way (its
+	// passthrough Reservation Report is answered from resv_report by an
+	// LD_PRELOAD shim).
+	if nvmeBin, err := exec.LookPath("nvme"); err == nil {
+		if cc, err := exec.LookPath("gcc"); err == nil {
+			so := filepath.Join(t.TempDir(), "resvdev.so")
+			if out, err := exec.Command(cc, "-shared", "-fPIC", "-O2", "-o", so, "../nvmecli/testdata/resvdev.c", "-ldl").CombinedOutput(); err != nil {
+				t.Fatalf("building the shim: %v\n%s", err, out)
+			}
+			for _, o := range []string{"normal", "json"} {
+				cmd := exec.Command(nvmeBin, "resv-report", "/dev/nvme0n1", "--eds", "-o", o)
+				cmd.Env = append(os.Environ(), "LD_PRELOAD="+so, "RESV_REPORT="+b.path("sys/block/nvme0n1/resv_report"))
+				got, err := cmd.CombinedOutput()
+				ours, _ := cli(t, "resv-report", fb, "-o", o)
+				if err != nil || string(got) != ours {
+					t.Fatalf("nvme resv-report -o %s: %v\n%q\nmpathfs resv-report:\n%q", o, err, got, ours)
+				}
+			}
+		}
+	}
 	js := wantCLI(t, true, `"regctlext":[`, "resv-report", fa, "-o", "json")
 	var doc struct {
 		Gen, Rtype, Regctl int
