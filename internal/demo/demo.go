@@ -65,6 +65,7 @@ type Setup struct {
 func Start(cfg Config, log hclog.Logger) (*Setup, error) {
 	cfg = cfg.withDefaults()
 	t := target.New(log)
+	t.SetDiscoveryAllPorts(true) // one discovery finds both paths
 	s, err := t.AddSubsystem(target.SubsystemConfig{NQN: NQN, Model: "mpathfs demo", Serial: "mpathfs-demo-0001", Firmware: "1.0", AllowAnyHost: true})
 	if err != nil {
 		t.Close()

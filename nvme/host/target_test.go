@@ -34,6 +34,7 @@ func newEnv(t *testing.T, ports ...target.PortConfig) *env {
 		ports = []target.PortConfig{{}}
 	}
 	e := &env{t: t, tgt: target.New(testLogger(t).Named("target"))}
+	e.tgt.SetDiscoveryAllPorts(true)
 	t.Cleanup(func() { e.tgt.Close() })
 	sub, err := e.tgt.AddSubsystem(target.SubsystemConfig{NQN: testNQN, AllowAnyHost: true})
 	if err != nil {

@@ -217,7 +217,7 @@ func (c *conn) getLogPage(ctrl *Controller, r *request) {
 	clearBit := uint32(0)
 	switch {
 	case ctrl.discovery && lid == nvme.LogDiscovery:
-		full = c.t.discoveryLog(ctrl.hostNQN).AppendBinary(nil)
+		full = c.t.discoveryLog(ctrl.hostNQN, ctrl.port).AppendBinary(nil)
 		clearBit = nvme.AENCfgDiscoveryChange
 	case ctrl.discovery:
 		c.complete(r, nvme.StatusInvalidField|nvme.StatusDNR, 0)

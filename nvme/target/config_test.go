@@ -104,13 +104,16 @@ func TestApplyNvmetcliJSON(t *testing.T) {
 	if strings.TrimSpace(id.SerialNumber) != "0c74361069d9db6c65ef" || strings.TrimSpace(id.FirmwareRev) != "6.8.0" {
 		t.Errorf("serial %q firmware %q", id.SerialNumber, id.FirmwareRev)
 	}
-	d := admin(t, p2.Addr().String(), nvme.DiscoveryNQN, 0, 0)
+	// Through port 1, as nvmet: the discovery subsystem itself, the
+	// subsystem on port 1, port 1's referral.
+	d := admin(t, p1.Addr().String(), nvme.DiscoveryNQN, 0, 0)
 	raw := readLog(t, d, nvme.LogDiscovery, 0, false, 0, 4*1024)
 	l, err := nvme.ParseDiscoveryLog(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(l.Entries) != 3 || l.Entries[1].SubType != nvme.SubTypeReferral || l.Entries[1].TrAddr != "192.0.2.10" || l.Entries[1].TrSvcID != "8009" {
+	if len(l.Entries) != 3 || l.Entries[0].SubType != nvme.SubTypeCurrentDiscovery ||
+		l.Entries[2].SubType != nvme.SubTypeReferral || l.Entries[2].TrAddr != "192.0.2.10" || l.Entries[2].TrSvcID != "8009" {
 		t.Errorf("discovery log: %+v", l.Entries)
 	}
 }

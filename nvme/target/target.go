@@ -142,6 +142,7 @@ type Target struct {
 	bufs bufPools
 
 	discGen atomic.Uint64 // discovery log generation counter
+	discAll atomic.Bool   // discovery logs list every port (SetDiscoveryAllPorts)
 	anaChg  atomic.Uint64 // ANA change count (global, like nvmet)
 
 	wg sync.WaitGroup // connection readers and workers
@@ -377,19 +378,40 @@ func (t *Target) discChanged() {
 // ordered by port ID and NQN, then the referrals. (The Linux target lists
 // only the links of the port the host is connected to; listing every port
 // lets one discovery read find every path.)
-func (t *Target) discoveryLog(hostNQN string) *nvme.DiscoveryLog {
+// SetDiscoveryAllPorts makes discovery logs list the subsystems and
+// referrals of every port, not only of the port the discovery controller
+// is connected through (nvmet's scope), so that one discovery finds every
+// path (the demo does this).
+func (t *Target) SetDiscoveryAllPorts(on bool) {
+	t.discAll.Store(on)
+	t.discGen.Add(1)
+}
+
+// discoveryLog is what nvmet lists to hostNQN on port cur: the discovery
+// subsystem itself (subtype 3, current discovery subsystem), then the
+// subsystems linked to cur that the host may use, then cur's referrals;
+// every port in turn with SetDiscoveryAllPorts.
+func (t *Target) discoveryLog(hostNQN string, cur *Port) *nvme.DiscoveryLog {
 	l := &nvme.DiscoveryLog{GenCtr: t.discGen.Load()}
-	for _, p := range t.Ports() {
+	entry := func(p *Port, subType uint8, nqn string) nvme.DiscoveryLogEntry {
 		host, svc, adrfam := p.discAddr()
+		return nvme.DiscoveryLogEntry{
+			TrType: nvme.TrTypeTCP, AdrFam: adrfam, SubType: subType,
+			TReq: p.cfg.TReq | nvme.TReqDisableSQFlow, PortID: p.id, CNTLID: 0xFFFF,
+			ASQSZ: aqDepth, TrSvcID: svc, SubNQN: nqn, TrAddr: host,
+		}
+	}
+	l.Entries = append(l.Entries, entry(cur, nvme.SubTypeCurrentDiscovery, nvme.DiscoveryNQN))
+	all := t.discAll.Load()
+	for _, p := range t.Ports() {
+		if p != cur && !all {
+			continue
+		}
 		for _, s := range p.linked() {
 			if !s.hostAllowed(hostNQN) {
 				continue
 			}
-			l.Entries = append(l.Entries, nvme.DiscoveryLogEntry{
-				TrType: nvme.TrTypeTCP, AdrFam: adrfam, SubType: nvme.SubTypeNVM,
-				TReq: p.cfg.TReq | nvme.TReqDisableSQFlow, PortID: p.id, CNTLID: 0xFFFF,
-				ASQSZ: aqDepth, TrSvcID: svc, SubNQN: s.cfg.NQN, TrAddr: host,
-			})
+			l.Entries = append(l.Entries, entry(p, nvme.SubTypeNVM, s.cfg.NQN))
 		}
 		for _, r := range p.cfg.Referrals {
 			if !r.Enabled {

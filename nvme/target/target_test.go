@@ -711,16 +711,28 @@ func TestDiscovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, p := range []*Port{f.p1, f.p2} {
-		e := es[i]
-		if e.SubNQN != testNQN || e.PortID != p.ID() || e.TrType != nvme.TrTypeTCP || e.AdrFam != nvme.AdrFamIPv4 ||
-			e.SubType != nvme.SubTypeNVM || e.TrAddr != "127.0.0.1" || e.TrSvcID != itoa(p.Addr().Port) || e.CNTLID != 0xFFFF || e.ASQSZ != 32 {
+	// As nvmet: the discovery subsystem itself, then what is linked to the
+	// port the host asked through (port 2), not the other port.
+	for i, want := range []struct {
+		subType uint8
+		nqn     string
+	}{{nvme.SubTypeCurrentDiscovery, nvme.DiscoveryNQN}, {nvme.SubTypeNVM, testNQN}} {
+		e, p := es[i], f.p2
+		if e.SubNQN != want.nqn || e.PortID != p.ID() || e.TrType != nvme.TrTypeTCP || e.AdrFam != nvme.AdrFamIPv4 ||
+			e.SubType != want.subType || e.TrAddr != "127.0.0.1" || e.TrSvcID != itoa(p.Addr().Port) || e.CNTLID != 0xFFFF || e.ASQSZ != 32 ||
+			e.TReq != nvme.TReqDisableSQFlow {
 			t.Errorf("entry %d: %+v", i, e)
 		}
 	}
+	f.t.SetDiscoveryAllPorts(true)
+	if _, n, _, _ := nvme.ParseDiscoveryLogHeader(readLog(t, c, nvme.LogDiscovery, 0, false, 0, 20)); n != 3 {
+		t.Errorf("all ports: %d entries, want 3", n)
+	}
+	f.t.SetDiscoveryAllPorts(false)
+	gen, _, _, _ = nvme.ParseDiscoveryLogHeader(readLog(t, c, nvme.LogDiscovery, 0, false, 0, 20))
 	aer := nvme.NewAsyncEventRequest()
 	c.send(&aer, nil, false)
-	if err := f.p1.UnlinkSubsystem(testNQN); err != nil {
+	if err := f.p2.UnlinkSubsystem(testNQN); err != nil {
 		t.Fatal(err)
 	}
 	cqe, _ := c.wait(aer.CID, nil, nil)
@@ -729,7 +741,7 @@ func TestDiscovery(t *testing.T) {
 	}
 	gen2, numrec, _, _ := nvme.ParseDiscoveryLogHeader(readLog(t, c, nvme.LogDiscovery, 0, false, 0, 20))
 	if gen2 <= gen || numrec != 1 {
-		t.Fatalf("after unlink: gen %d -> %d, numrec %d, want a higher gen and 1 entry", gen, gen2, numrec)
+		t.Fatalf("after unlink: gen %d -> %d, numrec %d, want a higher gen and only the discovery subsystem's entry", gen, gen2, numrec)
 	}
 	wantStatus(t, "ANA log on discovery", c.exec(nvme.NewGetLogPage(nvme.LogANA, 0, 0, false, 0, 4096), buf, nil), nvme.StatusInvalidField|nvme.StatusDNR)
 }
@@ -747,10 +759,11 @@ func TestHostAccess(t *testing.T) {
 	c := dial(t, p.Addr().String(), 0)
 	cqe := c.connect(0, 31, 0, testNQN, fabrics.CNTLIDDynamic, testHostNQN)
 	wantStatus(t, "host not allowed", cqe, nvme.StatusConnectInvalidHost|nvme.StatusDNR)
-	// The discovery log hides the subsystem from this host.
+	// The discovery log hides the subsystem from this host: only the
+	// discovery subsystem's own entry is left.
 	d := admin(t, p.Addr().String(), nvme.DiscoveryNQN, 0, 0)
-	if _, n, _, _ := nvme.ParseDiscoveryLogHeader(readLog(t, d, nvme.LogDiscovery, 0, false, 0, 1024)); n != 0 {
-		t.Fatalf("%d entries, want 0", n)
+	if _, n, _, _ := nvme.ParseDiscoveryLogHeader(readLog(t, d, nvme.LogDiscovery, 0, false, 0, 1024)); n != 1 {
+		t.Fatalf("%d entries, want 1", n)
 	}
 }
 
