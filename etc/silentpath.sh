@@ -7,13 +7,17 @@
 #   drop       iptables DROP of the port's loopback traffic (silent)
 #   rst        iptables REJECT --reject-with tcp-reset
 # and the longest gap between two completions (and the longest I/O) is
-# printed per fault and job.
+# printed per fault and job: randread (4 KiB, QD8), rw7030 (one job, 70%
+# reads), mix (a read job QD6 next to a write job QD2: gap between reads).
+# A write in flight on the failed path waits for the write fence (or the
+# path's return), and in one fio job it holds fio's slots: rw7030's gap
+# includes that wait, mix's does not.
 # Usage: etc/silentpath.sh [FAULTS [JOBS]]   (root, fuse3, fio, iptables)
-#   FAULTS default "stall drop rst"; JOBS default "randread rw7030"
+#   FAULTS default "stall drop rst"; JOBS default "randread rw7030 mix"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 faults=${1:-stall drop rst}
-jobs=${2:-randread rw7030}
+jobs=${2:-randread rw7030 mix}
 out=${SP_OUT:-/tmp/mpathfs-silentpath}
 mkdir -p "$out"
 bin=${SP_BIN:-$out/mpathfs}
@@ -67,15 +71,19 @@ for f in $faults; do
 		case $j in
 		randread) rw="--rw=randread" ;;
 		rw7030) rw="--rw=randrw --rwmixread=70" ;;
+		randwrite) rw="--rw=randwrite" ;;
+		# reads and writes from two jobs (6 + 2 deep): the read job's gap,
+		# not coupled to fio's slots held by writes waiting for the fence
+		mix) rw="--rw=randread --iodepth=6 --name=w --rw=randwrite --iodepth=2" ;;
 		esac
 		# Let a path failed by the previous case come back first.
 		for i in $(seq 100); do [ "$(cat "$mnt/sys/class/nvme/nvme0/state")" = live ] && break; sleep 0.2; done
 		sleep 2
 		rm -f "$out/lat_clat".*.log
 		# shellcheck disable=SC2086
-		fio --name=sp --filename="$mnt/nvme0n1" --ioengine=libaio --direct=1 $rw --bs=4k --iodepth=8 \
-			--size=256M --time_based --runtime=10 --write_lat_log="$out/lat" --log_avg_msec=0 \
-			--randrepeat=0 --output-format=json >"$out/fio-$f-$j.json" &
+		fio --filename="$mnt/nvme0n1" --ioengine=libaio --direct=1 --bs=4k --iodepth=8 --size=256M \
+			--io_size=1T --norandommap --time_based --runtime=10 --write_lat_log="$out/lat" --log_avg_msec=0 \
+			--randrepeat=0 --output-format=json --name=sp $rw >"$out/fio-$f-$j.json" &
 		fpid=$!
 		sleep 3
 		case $f in
@@ -93,11 +101,13 @@ at, lat = [], 0
 for name in glob.glob(out + "/lat_clat.*.log"):
     for line in open(name):
         fs = line.split(",")
+        if j == "mix" and fs[2].strip() != "0":
+            continue  # mix: the gap between read completions
         at.append(int(fs[0])); lat = max(lat, int(fs[1]))
 at.sort()
 gap = max(b - a for a, b in zip(at, at[1:]))
 r = json.load(open(f"{out}/fio-{f}-{j}.json"))["jobs"][0]
-err = r["error"]
+err = max(x["error"] for x in json.load(open(f"{out}/fio-{f}-{j}.json"))["jobs"])
 print(f"{f:7s} {j:9s} {gap:10d} {lat/1e6:12.1f} {len(at):8d}" + (f"  fio error {err}" if err else ""))
 EOF
 	done
