@@ -172,8 +172,8 @@ func (a *attrNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off 
 	return fuse.ReadResultData(h.snapshot[off:end]), 0
 }
 
-// maxAttrWrite is sysfs's limit on one write to an attribute (kernfs
-// atomic_write_len = PAGE_SIZE): a longer write fails with E2BIG.
+// maxAttrWrite is sysfs's limit on one write to an attribute: kernfs cuts a
+// longer write to PAGE_SIZE and returns that short count.
 const maxAttrWrite = 4096
 
 func (a *attrNode) Write(ctx context.Context, fh fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
@@ -181,7 +181,7 @@ func (a *attrNode) Write(ctx context.Context, fh fs.FileHandle, data []byte, off
 		return 0, syscall.EACCES
 	}
 	if len(data) > maxAttrWrite {
-		return 0, syscall.E2BIG
+		data = data[:maxAttrWrite]
 	}
 	if err := a.attr.Store(string(data)); err != nil {
 		return 0, ToErrno(err)
