@@ -157,8 +157,7 @@ type Queue struct {
 
 	inCapsuleMax atomic.Int64
 
-	wmu sync.Mutex
-	w   *pdu.Writer
+	s *sender // every PDU after the handshake
 
 	r        *pdu.Reader     // reader goroutine only
 	rlog     *ratelog.Logger // lines a controller can repeat at will
@@ -265,7 +264,8 @@ func newQueue(ctx context.Context, conn net.Conn, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("nvme-tcp: %s: %w", cfg.Addr, err)
 	}
 	r.SetDigests(dg)
-	w.SetDigests(dg)
+	snd := newSender(conn)
+	snd.w.SetDigests(dg)
 
 	q := &Queue{
 		cfg:        cfg,
@@ -273,7 +273,7 @@ func newQueue(ctx context.Context, conn net.Conn, cfg Config) (*Queue, error) {
 		conn:       conn,
 		maxH2C:     resp.MaxH2CData,
 		epoch:      time.Now(),
-		w:          w,
+		s:          snd,
 		r:          r,
 		reqs:       make([]request, cfg.Depth),
 		free:       make(chan uint16, cfg.Depth),
@@ -451,10 +451,7 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 		inCapsule = data
 		req.sent = uint32(len(data))
 	}
-	q.wmu.Lock()
-	err = q.w.CapsuleCmd(&req.cmd, inCapsule)
-	q.wmu.Unlock()
-	if err != nil {
+	if err := q.s.capsule(&req.cmd, inCapsule); err != nil {
 		q.kill(fmt.Errorf("send command cid %#04x: %w", req.cid, err))
 	}
 	return q.wait(ctx, req)
@@ -550,9 +547,7 @@ func (q *Queue) sendData(req *request, r pdu.R2T) {
 	off, end := r.Offset, r.Offset+r.Length
 	for off < end {
 		n := min(end-off, q.maxH2C)
-		q.wmu.Lock()
-		err := q.w.H2CData(pdu.Data{CCCID: req.cid, TTAG: r.TTAG, Offset: off}, req.data[off:off+n], off+n == end)
-		q.wmu.Unlock()
+		err := q.s.h2cData(pdu.Data{CCCID: req.cid, TTAG: r.TTAG, Offset: off}, req.data[off:off+n], off+n == end)
 		if err != nil {
 			q.kill(fmt.Errorf("send H2CData cid %#04x: %w", req.cid, err))
 			return

@@ -39,10 +39,7 @@ func (q *Queue) termReq(err error) {
 		// the reader stopped on the offending PDU, whose header it still has.
 		hdr = q.r.RawHeader()
 	}
-	q.wmu.Lock()
-	defer q.wmu.Unlock()
-	_ = q.conn.SetWriteDeadline(time.Now().Add(termReqTimeout))
-	if werr := q.w.TermReq(pdu.TypeH2CTermReq, pdu.TermReq{FES: pe.FES, FEI: pe.FEI, Header: hdr}); werr != nil {
+	if werr := q.s.termReq(pdu.TermReq{FES: pe.FES, FEI: pe.FEI, Header: hdr}, termReqTimeout); werr != nil {
 		q.log.Debug("H2CTermReq not sent", "error", werr)
 	}
 }
