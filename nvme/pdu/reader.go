@@ -54,6 +54,11 @@ func NewReader(r io.Reader, maxData uint32) *Reader {
 // every PDU read afterwards.
 func (r *Reader) SetDigests(d DigestFlags) { r.digests = d }
 
+// Buffered returns how many bytes can be read without reading the
+// underlying stream (a caller holding back output flushes it before a read
+// that may block).
+func (r *Reader) Buffered() int { return r.br.Buffered() }
+
 // SetMaxData changes the largest data length accepted in one PDU.
 func (r *Reader) SetMaxData(n uint32) { r.maxData = n }
 

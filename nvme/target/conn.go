@@ -22,6 +22,13 @@ import (
 // write the backing store and send data and completions).
 const ioWorkers = 4
 
+// inlineMax is the largest RAM read or write the reader goroutine executes
+// itself (a memmove), its response held back with the other responses of
+// the commands it finds already received and sent in one write before the
+// reader next waits for the socket. Larger transfers and file namespaces go
+// to the workers.
+const inlineMax = 128 << 10
+
 // conn is one TCP connection: one queue (admin or I/O) once connected.
 type conn struct {
 	t   *Target
@@ -33,6 +40,9 @@ type conn struct {
 	wmu sync.Mutex
 	w   *pdu.Writer // under wmu
 	cw  corkWriter  // under wmu; w writes through it
+	// held: the reader holds output back (cw.hold) while it executes
+	// commands inline; reader only.
+	held bool
 
 	done     chan struct{}
 	doneOnce sync.Once
@@ -108,7 +118,11 @@ func (c *conn) serve() {
 	if !c.handshake() {
 		return
 	}
+	defer c.release()
 	for {
+		if c.held && c.r.Buffered() < pdu.CapsuleCmdHLen+pdu.DigestLen {
+			c.release() // the next read may wait for the host
+		}
 		h, err := c.r.Next()
 		if err != nil {
 			c.readError(err)
@@ -162,6 +176,7 @@ func (c *conn) termReq(fes pdu.FES, fei uint32, reason string) {
 }
 
 func (c *conn) sendTermReq(fes pdu.FES, fei uint32, hdr []byte) {
+	c.release()
 	c.wmu.Lock()
 	err := c.w.TermReq(pdu.TypeC2HTermReq, pdu.TermReq{FES: fes, FEI: fei, Header: hdr})
 	c.wmu.Unlock()
@@ -307,6 +322,16 @@ func (c *conn) completeAER(cid uint16, dw0 uint32) {
 // followed by the completion, or with SUCCESS on the last PDU instead of a
 // completion when the host disabled SQ flow control. The caller holds wmu.
 func (c *conn) sendDataLocked(r *request, data []byte) error {
+	if err := c.queueDataLocked(r, data); err != nil {
+		c.cw.flush()
+		return err
+	}
+	return c.cw.flush()
+}
+
+// queueDataLocked writes what sendDataLocked sends into the corked writer;
+// small PDUs stay there until the next flush. The caller holds wmu.
+func (c *conn) queueDataLocked(r *request, data []byte) error {
 	max := int(c.p.cfg.MaxC2HData)
 	if max <= 0 {
 		max = len(data)
@@ -317,18 +342,14 @@ func (c *conn) sendDataLocked(r *request, data []byte) error {
 		n := min(max, len(data)-off)
 		last := off+n == len(data)
 		if err := c.w.C2HData(pdu.Data{CCCID: r.cmd.CID, Offset: uint32(off), Length: uint32(n)}, data[off:off+n], last, last && success); err != nil {
-			c.cw.flush()
 			return err
 		}
 	}
 	if !success {
 		c.fillCQE(r, 0, 0)
-		if err := c.w.CapsuleResp(&r.cqe); err != nil {
-			c.cw.flush()
-			return err
-		}
+		return c.w.CapsuleResp(&r.cqe)
 	}
-	return c.cw.flush()
+	return nil
 }
 
 // completeData sends data and a success completion, then recycles r.
@@ -617,6 +638,7 @@ func (c *conn) h2cData() bool {
 		c.termReq(pdu.FESDataOutOfRange, 16, "H2CData beyond the command's data")
 		return false
 	}
+	c.mayWait(int(d.Length))
 	if err := c.r.ReadData(r.data[r.got : r.got+int(d.Length)]); err != nil {
 		if !errors.Is(err, pdu.ErrDataDigest) {
 			return false
@@ -651,6 +673,7 @@ func (c *conn) receive(r *request, n, dl int, inCap bool) bool {
 		}
 		r.buf = c.t.bufs.get(n)
 		r.data = *r.buf
+		c.mayWait(n)
 		if err := c.r.ReadData(r.data); err != nil {
 			if !errors.Is(err, pdu.ErrDataDigest) {
 				c.putReq(r)
@@ -681,6 +704,9 @@ func (c *conn) receive(r *request, n, dl int, inCap bool) bool {
 		return false
 	}
 	err := c.w.R2T(pdu.R2T{CCCID: r.cmd.CID, TTAG: r.idx, Offset: 0, Length: uint32(n)})
+	if err == nil && c.cw.corked {
+		err = c.cw.flush() // the host waits for it (output held stays held)
+	}
 	c.wmu.Unlock()
 	return err == nil
 }
@@ -695,7 +721,59 @@ func (c *conn) dataReady(r *request) {
 		c.complete(r, nvme.StatusInvalidField|nvme.StatusDNR, 0)
 		return
 	}
-	c.work <- r
+	c.dispatch(r)
+}
+
+// dispatch runs a checked I/O command: small RAM reads and writes in the
+// reader goroutine, the rest in a worker.
+func (c *conn) dispatch(r *request) {
+	op := nvme.IOOpcode(r.cmd.Opcode)
+	if r.ns == nil || r.ns.ram == nil || r.n > inlineMax || (op != nvme.IORead && op != nvme.IOWrite) {
+		c.work <- r
+		return
+	}
+	if op == nvme.IOWrite {
+		r.ns.ram.writeAt(r.data, r.off)
+	}
+	if !c.lockW() {
+		c.putReq(r)
+		return
+	}
+	if !c.held {
+		c.held = true
+		c.cw.hold = true
+		c.cw.cork()
+	}
+	if op == nvme.IORead {
+		data := r.ns.ram.rlock(r.off, r.n)
+		_ = c.queueDataLocked(r, data) // copied unless it is large
+		r.ns.ram.runlock(r.off, r.n)
+	} else {
+		c.fillCQE(r, 0, 0)
+		_ = c.w.CapsuleResp(&r.cqe)
+	}
+	c.wmu.Unlock()
+	c.putReq(r)
+}
+
+// mayWait releases held output before reading n bytes that are not all
+// received yet; reader only.
+func (c *conn) mayWait(n int) {
+	if c.held && c.r.Buffered() < n {
+		c.release()
+	}
+}
+
+// release sends the output the reader held back; reader only.
+func (c *conn) release() {
+	if !c.held {
+		return
+	}
+	c.held = false
+	c.wmu.Lock()
+	c.cw.hold = false
+	_ = c.cw.flush()
+	c.wmu.Unlock()
 }
 
 // worker executes I/O commands of this connection.
@@ -713,12 +791,13 @@ func (c *conn) worker() {
 type corkWriter struct {
 	nc     net.Conn
 	corked bool
+	hold   bool // the reader holds output back: stay corked after a flush
 	buf    []byte
 	arr    [2][]byte
 	bufs   net.Buffers
 }
 
-const corkSize = 32 << 10
+const corkSize = 128 << 10
 
 func (w *corkWriter) Write(p []byte) (int, error) {
 	if !w.corked {
@@ -749,9 +828,9 @@ func (w *corkWriter) cork() {
 	}
 }
 
-// flush sends what was collected and uncorks.
+// flush sends what was collected and uncorks unless output is held.
 func (w *corkWriter) flush() error {
-	w.corked = false
+	w.corked = w.hold
 	if len(w.buf) == 0 {
 		return nil
 	}

@@ -95,7 +95,7 @@ func (c *conn) ioCmd(ctrl *Controller, r *request, dl int) bool {
 		if inCap || dl > 0 {
 			return c.failIO(r, dl, nvme.StatusInvalidField|nvme.StatusDNR)
 		}
-		c.work <- r
+		c.dispatch(r)
 		return true
 	case nvme.IOFlush:
 		if dl > 0 {
