@@ -150,7 +150,8 @@ class Bench:
         if self.a.b:
             env_b = dict(kv.split("=", 1) for kv in self.a.b_env.split())
             self.mpathfs("B", self.a.b, env_b, self.a.b_mount_opts)
-        self.nbd()
+        if not self.a.no_nbd:
+            self.nbd()
         if not self.a.no_ramfs:
             self.ramfs()
         for name, (fn, _, _) in self.systems.items():
@@ -228,7 +229,7 @@ def fmt_ratio(xs):
 
 
 def report(a, systems, results):
-    jobs = [j for j in JOBS if (j[0], "nbdfuse") in results]
+    jobs = [j for j in JOBS if (j[0], "mpathfs") in results]
     unit = {"iops": "IOPS", "bw": "MB/s", "lat": "µs mean"}
 
     def ratios(job, kind, num, den):
@@ -307,6 +308,7 @@ def main():
     p.add_argument("--a-mount-opts", default="")
     p.add_argument("--b-mount-opts", default="")
     p.add_argument("--no-ramfs", action="store_true")
+    p.add_argument("--no-nbd", action="store_true")
     p.add_argument("--no-paths", dest="paths", action="store_false")
     p.add_argument("--size", type=int, default=1024, help="MiB per device")
     a = p.parse_args()
