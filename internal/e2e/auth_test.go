@@ -52,7 +52,7 @@ func TestKernelTargetDHCHAP(t *testing.T) {
 		}
 		opts = append(opts, o)
 	}
-	e := newEnv(t, envConfig{Controllers: opts, KATO: 2 * time.Second, ReconnectDelay: time.Second, HostID: hostID})
+	e := newEnv(t, envConfig{Controllers: opts, KATO: 5 * time.Second, ReconnectDelay: time.Second, HostID: hostID})
 	authed := func() int { return e.logs.Count("qid 0: authenticated with hash hmac(sha512) dhgroup ffdhe2048") }
 	if n := authed(); n != 2 || e.logs.Count("qid 0: controller authenticated") != 2 {
 		t.Fatalf("%d admin queue authentications logged, want 2", n)
