@@ -30,9 +30,9 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: mpathfs <command> [options]
 
 commands:
-  mount [-c CONFIG.toml] [--connect OPTS]... [--discover OPTS]... [-o FUSEOPTS] MOUNTPOINT
+  mount [-c CONFIG.toml] [--connect OPTS]... [--discover OPTS]... [-o FUSEOPTS] [--metrics-listen HOST:PORT] MOUNTPOINT
         connect to NVMe/TCP controllers and serve the multipath tree at MOUNTPOINT
-  demo [--ports 4420,4421] [--size 256M] [--iopolicy P] [--kato S] [--nr-io-queues N] MOUNTPOINT
+  demo [--ports 4420,4421] [--size 256M] [--iopolicy P] [--kato S] [--nr-io-queues N] [--metrics-listen HOST:PORT] MOUNTPOINT
         start the embedded target on loopback (two paths) and mount it
   target -c nvmet.json [--control DIR]
         run the userspace NVMe/TCP target from an nvmetcli JSON config
