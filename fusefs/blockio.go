@@ -97,7 +97,7 @@ func (b *blockIO) stripeRange(off, n int64) (wrap, first, last int) {
 
 // alignedWrite runs write, which writes the whole blocks [off, off+n),
 // ordered against RMWs of those blocks: lock-free unless one is in flight.
-func (b *blockIO) alignedWrite(ctx context.Context, off, n int64, write func() error) error {
+func (b *blockIO) alignedWrite(off, n int64, write func() error) error {
 	wrap, first, last := b.stripeRange(off, n)
 	busy := false
 	for _, r := range [2][2]int{{0, wrap}, {first, last}} {
@@ -251,7 +251,7 @@ func (b *blockIO) transfer(ctx context.Context, p []byte, off int64, write bool)
 		var err error
 		if write {
 			q, o := p[:mid], off
-			err = b.alignedWrite(ctx, o, mid, func() error { return b.dev.WriteAt(ctx, q, o) })
+			err = b.alignedWrite(o, mid, func() error { return b.dev.WriteAt(ctx, q, o) })
 		} else {
 			err = b.dev.ReadAt(ctx, p[:mid], off)
 		}
@@ -281,7 +281,7 @@ func (b *blockIO) zeroRange(ctx context.Context, off, n int64, whole func(contex
 	}
 	if mid > 0 {
 		o := off
-		if err := b.alignedWrite(ctx, o, mid, func() error { return whole(ctx, o, mid) }); err != nil {
+		if err := b.alignedWrite(o, mid, func() error { return whole(ctx, o, mid) }); err != nil {
 			return err
 		}
 		off += mid
