@@ -82,3 +82,49 @@ func TestKernelTargetFailover(t *testing.T) {
 			})
 	})
 }
+
+// Run-time connect against the Linux kernel target: mounted with path 1
+// only, Debian's nvme connect adds path 2 through dev/nvme-fabrics (the
+// namespaces gain their second path and serve I/O through it), a repeat is
+// EALREADY, nvme disconnect removes it again.
+func TestKernelTargetRuntimeConnect(t *testing.T) {
+	k, opts := requireKernelTarget(t)
+	requireFUSE(t, "nvme", "unshare", "python3")
+	e := newEnv(t, envConfig{Controllers: opts[:1]})
+	if _, err := os.Stat(e.path("sys/block/nvme0n1/multipath/nvme0c0n1")); err != nil {
+		t.Fatal(err)
+	}
+	hostnqn, hostid := e.cat("sys/class/nvme/nvme0/hostnqn"), e.cat("sys/class/nvme/nvme0/hostid")
+	args := []string{"connect", "-t", "tcp", "-a", "127.0.0.1", "-s", k.Ports[1], "-n", k.NQN, "--hostnqn=" + hostnqn, "--hostid=" + hostid}
+	if out, err := e.nvmeNS(args...); err != nil {
+		t.Fatalf("nvme connect: %v %s\n%s", err, out, tail(e.logs.String(), 30))
+	}
+	if s := e.cat("sys/class/nvme/nvme1/state"); s != "live" {
+		t.Fatalf("nvme1: %q", s)
+	}
+	e.waitFor("nvme0c1n1", 20*time.Second, func() bool {
+		_, err := os.Stat(e.path("sys/block/nvme0n1/multipath/nvme0c1n1"))
+		return err == nil
+	})
+	before := e.statField("sys/block/nvme0c1n1", 4)
+	if msg := e.echo("sys/class/nvme-subsystem/nvme-subsys0/iopolicy", "round-robin"); msg != "" {
+		t.Fatal(msg)
+	}
+	if out, err := run(t, "dd", "if=/dev/zero", "of="+e.path("nvme0n1"), "bs=4k", "count=16", "oflag=direct", "conv=notrunc", "status=none"); err != nil {
+		t.Fatalf("dd: %v %s", err, out)
+	}
+	if after := e.statField("sys/block/nvme0c1n1", 4); after <= before {
+		t.Errorf("no writes through the path added at run time (%d -> %d)", before, after)
+	}
+	dup := "transport=tcp,traddr=127.0.0.1,trsvcid=" + k.Ports[1] + ",nqn=" + k.NQN + ",hostnqn=" + hostnqn
+	if got := e.fabricsWrite(dup); got != "errno 114" {
+		t.Errorf("duplicate connect: %q, want EALREADY", got)
+	}
+	if out, err := e.nvmeNS("disconnect", "-d", "nvme1"); err != nil {
+		t.Fatalf("nvme disconnect: %v %s", err, out)
+	}
+	e.waitFor("nvme1 removed", 20*time.Second, func() bool {
+		_, err := os.Stat(e.path("sys/class/nvme/nvme1"))
+		return os.IsNotExist(err)
+	})
+}
