@@ -1,27 +1,14 @@
 package mpath
 
-import "time"
+import "github.com/mpathfs/mpathfs/clock"
 
-// Clock is the source of time and timers. The default is the system clock; tests
-// inject a fake (mpathtest.Clock) so delayed removal and retry delays run without sleeping.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine after d, like time.AfterFunc.
-	AfterFunc(d time.Duration, f func()) Timer
-}
+// Clock is the source of time and timers (package clock). The default is the
+// system clock; tests inject a fake (mpathtest.Clock) so delayed removal and retry
+// delays run without sleeping.
+type Clock = clock.Clock
 
 // Timer is a pending AfterFunc call.
-type Timer interface {
-	// Stop prevents the call if it has not started; it reports whether it did.
-	Stop() bool
-}
+type Timer = clock.Timer
 
 // SystemClock returns the Clock backed by package time.
-func SystemClock() Clock { return systemClock{} }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-func (systemClock) AfterFunc(d time.Duration, f func()) Timer {
-	return time.AfterFunc(d, f)
-}
+func SystemClock() Clock { return clock.System() }

@@ -133,6 +133,24 @@ func (p *Path) Changed() {
 	h.wake()
 }
 
+// Refreshed is Changed without clearing the ANA-pending mark: the driver's
+// controller state changed, but no ANA log read vouched for the path's ANA state
+// (the kernel clears NVME_NS_ANA_PENDING only when a log read lists the namespace).
+func (p *Path) Refreshed() {
+	p.refresh()
+	h := p.head
+	h.clearCache()
+	h.wake()
+}
+
+// SetANAPending marks the path ANA-pending (not usable until Changed), as after an
+// ANA error or when its ANA group is missing from the log; the driver re-reads the
+// log.
+func (p *Path) SetANAPending() {
+	p.word.Or(flagANAPending)
+	p.head.clearPath(p)
+}
+
 // UpdateInfo records new geometry reported through this path (after a rescan or
 // resize) and revalidates the head like nvme_mpath_revalidate_paths: the head takes
 // this geometry, and every path whose geometry differs is marked not ready.

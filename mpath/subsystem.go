@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/mpathfs/mpathfs/clock"
 )
 
 // SubsystemConfig configures a Subsystem. Start from DefaultSubsystemConfig: its
@@ -88,7 +90,7 @@ func NewSubsystem(cfg SubsystemConfig) *Subsystem {
 		s.policy.Store(uint32(cfg.Policy))
 	}
 	s.fence.Store(cfg.FenceWrites)
-	_, s.sysClock = s.clock.(systemClock)
+	s.sysClock = clock.IsSystem(s.clock)
 	s.epoch = s.clock.Now()
 	return s
 }

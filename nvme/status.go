@@ -192,15 +192,14 @@ func (s Status) String() string {
 // blk_status_to_errno): ENOSPC for capacity exceeded, EBADE for reservation
 // conflict, ENOLINK for host path error, EOPNOTSUPP for unsupported commands,
 // ENODATA for media errors, EILSEQ for protection errors, EREMOTEIO for
-// target errors, EROFS for write-protected namespaces, EIO otherwise.
+// target errors, EIO otherwise (also for 0x20, Namespace is Write
+// Protected, which nvme_error_status does not list).
 func (s Status) Errno() syscall.Errno {
 	switch s.Code() {
 	case StatusSuccess:
 		return 0
 	case StatusCapacityExceeded:
 		return syscall.ENOSPC
-	case StatusNSWriteProtected:
-		return syscall.EROFS
 	case StatusLBARange, StatusCommandInterrupted, StatusNSNotReady:
 		return syscall.EREMOTEIO
 	case StatusConnectIncompatible, StatusConnectRestartDisc, StatusInvalidOpcode, StatusInvalidField, StatusInvalidNamespace:

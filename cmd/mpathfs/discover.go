@@ -10,6 +10,7 @@ import (
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 	"github.com/mpathfs/mpathfs/nvme/host"
+	"github.com/mpathfs/mpathfs/nvme/tcp"
 )
 
 var (
@@ -57,7 +58,7 @@ func cmdDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	dl, err := host.Discover(ctx, o, lf.logger(stderr, "warn", "text"))
+	dl, err := host.Discover(ctx, o, lf.logger(stderr, "warn", "text"), host.WithTransport(tcp.Transport{}))
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,11 +19,12 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mpathfs/mpathfs/config"
-	"github.com/mpathfs/mpathfs/mpath"
+
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 	"github.com/mpathfs/mpathfs/nvme/host"
 	"github.com/mpathfs/mpathfs/nvme/multipath"
+	"github.com/mpathfs/mpathfs/nvme/tcp"
 	"github.com/mpathfs/mpathfs/sysfsview"
 )
 
@@ -42,13 +41,12 @@ type Daemon struct {
 	log      hclog.Logger
 	hostOpts []host.Option
 	tree     *sysfsview.Tree
+	core     *multipath.Core
 
 	mu        sync.Mutex
 	listener  HeadListener
-	subsys    map[string]*subsystem // by NQN
-	ctrls     map[int]*controller   // by instance
-	devices   map[string]*Device    // by head name
-	reserved  map[int]bool          // controller instances being connected
+	devices   map[string]*Device       // by head name
+	hosts     map[int]*host.Controller // by instance, while being added
 	closed    bool
 	closeOnce sync.Once
 
@@ -60,63 +58,9 @@ type Daemon struct {
 	bg       sync.WaitGroup
 }
 
-type subsystem struct {
-	name     string
-	inst     int
-	nqn      string
-	mp       *mpath.Subsystem
-	headInst map[uint32]int // NSID -> head instance
-	nextHead int
-	pending  map[uint32]string   // NSID -> name for mpath's HeadName callback
-	geo      map[uint32]geometry // NSID -> geometry of the path creating the head
-}
-
-type controller struct {
-	name  string
-	inst  int
-	hc    *host.Controller
-	mc    *mpath.Controller
-	sub   *subsystem
-	paths map[uint32]*path // by NSID
-	unsub func()
-	stats ctrlStats
-}
-
-// ctrlStats count a controller's state changes as its events report them.
-type ctrlStats struct {
-	stateChanges atomic.Uint64 // every StateChanged event
-	resets       atomic.Uint64 // transitions into resetting
-	reconnects   atomic.Uint64 // connecting -> live (a recovered association)
-	// recovering is set by resetting and cleared by the next live: only
-	// that live is a reconnect, never the first connect (whose
-	// connecting -> live event may reach a subscriber that came after it).
-	recovering atomic.Bool
-}
-
-func (s *ctrlStats) observe(ev host.Event) {
-	if ev.Kind != host.StateChanged || ev.Old == ev.New {
-		return
-	}
-	s.stateChanges.Add(1)
-	switch {
-	case ev.New == host.StateResetting:
-		s.resets.Add(1)
-		s.recovering.Store(true)
-	case ev.Old == host.StateConnecting && ev.New == host.StateLive:
-		if s.recovering.Swap(false) {
-			s.reconnects.Add(1)
-		}
-	}
-}
-
-type path struct {
-	name string
-	drv  *multipath.Path
-	mp   *mpath.Path
-}
-
 // New returns a daemon with no controllers. hostOpts are passed to every
-// host.Connect (tests shorten timeouts with them).
+// host.Connect after the NVMe/TCP transport (tests shorten timeouts, or
+// inject a clock, with them).
 func New(cfg *config.Config, log hclog.Logger, hostOpts ...host.Option) *Daemon {
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -124,14 +68,19 @@ func New(cfg *config.Config, log hclog.Logger, hostOpts ...host.Option) *Daemon 
 	d := &Daemon{
 		cfg:      cfg,
 		log:      log,
-		hostOpts: hostOpts,
+		hostOpts: append([]host.Option{host.WithTransport(tcp.Transport{})}, hostOpts...),
 		tree:     sysfsview.NewTree(log.Named("sysfs")),
-		subsys:   map[string]*subsystem{},
-		ctrls:    map[int]*controller{},
 		devices:  map[string]*Device{},
-		reserved: map[int]bool{},
+		hosts:    map[int]*host.Controller{},
 		stop:     make(chan struct{}),
 	}
+	d.core = multipath.NewCore(multipath.Config{
+		IOPolicy:           cfg.Multipath.IOPolicy,
+		FenceWrites:        cfg.Multipath.FenceWrites,
+		DelayedRemovalSecs: cfg.Multipath.DelayedRemovalSecs,
+		Log:                log,
+		Listener:           publisher{d},
+	})
 	d.fabrics = &fabricsDev{d: d}
 	if err := d.tree.AddDevice(FabricsDevice, 0o600, d.fabrics.open); err != nil {
 		log.Error("sysfs: add dev/nvme-fabrics", "error", err)
@@ -141,6 +90,9 @@ func New(cfg *config.Config, log hclog.Logger, hostOpts ...host.Option) *Daemon 
 
 // Tree is the sysfs-like attribute tree.
 func (d *Daemon) Tree() *sysfsview.Tree { return d.tree }
+
+// Core is the NVMe multipath lifecycle (subsystems, controllers, paths).
+func (d *Daemon) Core() *multipath.Core { return d.core }
 
 // SetListener registers the FUSE layer and replays the existing heads.
 func (d *Daemon) SetListener(l HeadListener) {
@@ -191,10 +143,7 @@ func (d *Daemon) ConnectAll(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	d.mu.Lock()
-	n := len(d.ctrls)
-	d.mu.Unlock()
-	if n == 0 && len(errs) > 0 {
+	if len(d.core.Controllers()) == 0 && len(errs) > 0 {
 		d.stopRetries()
 		return errors.Join(errs...)
 	}
@@ -207,7 +156,7 @@ func (d *Daemon) retryConnect(o fabrics.Options) {
 	defer d.bg.Done()
 	delay := o.ReconnectDelay
 	if delay <= 0 {
-		delay = fabrics.DefaultReconnectDelay
+		delay = fabrics.DefaultReconnectDelay // the first connect was never made: no 1 s floor
 	}
 	var deadline time.Time
 	if o.CtrlLossTmo >= 0 {
@@ -256,7 +205,7 @@ func (d *Daemon) stopRetries() {
 func (d *Daemon) ConnectDiscovered(ctx context.Context, disc config.Discovery) error {
 	log := d.log.Named("discovery")
 	if !disc.Persistent {
-		dl, err := host.Discover(ctx, disc.Options, log)
+		dl, err := host.Discover(ctx, disc.Options, log, d.hostOpts...)
 		if err != nil {
 			return fmt.Errorf("discovery %s: %w", disc.Options.Address(), err)
 		}
@@ -331,304 +280,63 @@ func (d *Daemon) connectEntries(ctx context.Context, dl *nvme.DiscoveryLog, disc
 	d.log.Info("discovery log processed", "entries", len(dl.Entries), "connected", n)
 }
 
-// connected reports a live controller with the same address and NQN
-// (nvmf_ip_options_match), so connect-all does not duplicate it.
+// connected reports a controller with the same address and NQN
+// (fabrics.Options.SameController), so connect-all does not duplicate it.
 func (d *Daemon) connected(o fabrics.Options) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, c := range d.ctrls {
-		co := c.hc.Options()
-		if co.TrAddr == o.TrAddr && co.TrSvcID == o.TrSvcID && co.SubsysNQN == o.SubsysNQN && co.HostTrAddr == o.HostTrAddr {
-			return true
-		}
-	}
-	return false
+	o.DuplicateConnect = false
+	return fabrics.CheckDuplicate(o, d.core.ControllerOptions()) != nil
 }
 
-// Connect connects one controller and adds its namespaces as paths.
+// Connect connects one controller and adds its namespaces as paths. A
+// controller already connected is refused with EALREADY unless o has
+// duplicate_connect, as the kernel refuses it.
 func (d *Daemon) Connect(ctx context.Context, o fabrics.Options) error {
 	_, err := d.connect(ctx, o)
 	return err
 }
 
-func (d *Daemon) connect(ctx context.Context, o fabrics.Options) (*controller, error) {
+func (d *Daemon) connect(ctx context.Context, o fabrics.Options) (*multipath.Ctrl, error) {
 	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
 		return nil, errors.New("daemon closed")
 	}
-	inst := 0
-	for d.ctrls[inst] != nil || d.reserved[inst] {
-		inst++ // the lowest free instance, like the kernel's ida
+	if err := fabrics.CheckDuplicate(o, d.core.ControllerOptions()); err != nil {
+		d.log.Warn(err.Error())
+		return nil, err
 	}
-	d.reserved[inst] = true
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		delete(d.reserved, inst)
-		d.mu.Unlock()
-	}()
+	inst := d.core.Reserve()
 	name := fmt.Sprintf("nvme%d", inst)
 	clog := d.log.Named(name)
 	hc, err := host.Connect(ctx, o, clog, d.hostOpts...)
 	if err != nil {
+		d.core.Release(inst)
 		return nil, fmt.Errorf("%s: connect %s nqn %s: %w", name, o.Address(), o.SubsysNQN, err)
 	}
-	c := &controller{name: name, inst: inst, hc: hc, mc: mpath.NewController(name, mpath.NoNode), paths: map[uint32]*path{}}
-	if err := d.attach(c); err != nil {
+	d.mu.Lock()
+	d.hosts[inst] = hc
+	d.mu.Unlock()
+	c, err := d.core.AddController(inst, hc, clog)
+	d.mu.Lock()
+	delete(d.hosts, inst)
+	d.mu.Unlock()
+	if err != nil {
 		_ = hc.Close(context.Background())
 		return nil, err
 	}
 	clog.Info("new ctrl", "nqn", o.SubsysNQN, "address", hc.Address(), "cntlid", hc.CNTLID())
-	c.unsub = hc.Subscribe(func(ev host.Event) { d.onEvent(c, ev) })
-	d.reconcile(c)
 	return c, nil
 }
 
-// attach registers the controller with its subsystem (creating it) and in
-// the tree.
-func (d *Daemon) attach(c *controller) error {
-	id := c.hc.Identify()
-	nqn := strings.TrimRight(id.SubNQN, "\x00 ")
-	if nqn == "" {
-		nqn = c.hc.Options().SubsysNQN
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s, ok := d.subsys[nqn]
-	if !ok {
-		s = d.newSubsystem(nqn, c.inst, id)
-	}
-	c.sub = s
-	d.ctrls[c.inst] = c
-	o := c.hc.Options()
-	info := sysfsview.ControllerInfo{
-		Transport: "tcp", SubsysNQN: nqn, HostNQN: o.HostNQN, HostID: o.HostID,
-		Model: id.ModelNumber, Serial: id.SerialNumber, FirmwareRev: id.FirmwareRev,
-		CntrlType: id.CNTRLTYPE,
-	}
-	return d.tree.AddController(c.name, s.name, info, &ctrlSource{c: c, d: d})
-}
-
-func (d *Daemon) newSubsystem(nqn string, inst int, id *nvme.IdentifyController) *subsystem {
-	// The kernel names a subsystem after its first controller's instance;
-	// instances are reused, so keep the name unique among live subsystems.
-	for taken := true; taken; {
-		taken = false
-		for _, o := range d.subsys {
-			if o.inst == inst {
-				taken = true
-				inst++
-			}
-		}
-	}
-	s := &subsystem{name: fmt.Sprintf("nvme-subsys%d", inst), inst: inst, nqn: nqn,
-		headInst: map[uint32]int{}, nextHead: 1, pending: map[uint32]string{}, geo: map[uint32]geometry{}}
-	cfg := mpath.DefaultSubsystemConfig(nqn)
-	cfg.Policy = d.cfg.Multipath.IOPolicy
-	cfg.FenceWrites = d.cfg.Multipath.FenceWrites
-	cfg.Logger = d.log.Named(s.name)
-	cfg.HeadName = func(id mpath.Identity) string {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		return s.pending[id.NSID]
-	}
-	cfg.OnHeadAdded = func(h *mpath.Head) { d.headAdded(s, h) }
-	cfg.OnHeadRemoved = func(h *mpath.Head) { d.headRemoved(s, h) }
-	s.mp = mpath.NewSubsystem(cfg)
-	d.subsys[nqn] = s
-	subtype := "nvm"
-	if id.CNTRLTYPE == 2 {
-		subtype = "discovery"
-	}
-	err := d.tree.AddSubsystem(s.name, sysfsview.SubsystemInfo{
-		NQN: nqn, Model: id.ModelNumber, Serial: id.SerialNumber, FirmwareRev: id.FirmwareRev,
-		VID: id.VID, Type: subtype,
-		IOPolicies: []string{"numa", "round-robin", "queue-depth", "service-time"},
-	}, &subsysSource{mp: s.mp})
-	if err != nil {
-		d.log.Error("sysfs: add subsystem", "name", s.name, "error", err)
-	}
-	return s
-}
-
-// headName returns (allocating) the name of the head for nsid; d.mu held.
-func (s *subsystem) headName(nsid uint32) (string, int) {
-	inst, ok := s.headInst[nsid]
-	if !ok {
-		inst = s.nextHead
-		s.nextHead++
-		s.headInst[nsid] = inst
-	}
-	return fmt.Sprintf("nvme%dn%d", s.inst, inst), inst
-}
-
-// reconcile makes the controller's paths match its namespace list: adds a
-// path per new namespace (joining or creating the head) and removes paths
-// whose namespace went away; every remaining path refreshes its state.
-func (d *Daemon) reconcile(c *controller) {
-	nss := c.hc.Namespaces()
-	seen := map[uint32]bool{}
-	for _, ns := range nss {
-		seen[ns.NSID] = true
-		d.mu.Lock()
-		p, ok := c.paths[ns.NSID]
-		d.mu.Unlock()
-		if ok {
-			p.drv.Refresh()
-			continue
-		}
-		d.addPath(c, ns)
-	}
-	d.mu.Lock()
-	var gone []*path
-	for nsid, p := range c.paths {
-		if !seen[nsid] {
-			gone = append(gone, p)
-			delete(c.paths, nsid)
-		}
-	}
-	d.mu.Unlock()
-	for _, p := range gone {
-		d.removePath(c, p)
-	}
-}
-
-func (d *Daemon) addPath(c *controller, ns host.Namespace) {
-	s := c.sub
-	d.mu.Lock()
-	headName, headInst := s.headName(ns.NSID)
-	s.pending[ns.NSID] = headName
-	geo := newGeometry(c.hc.Identify(), ns)
-	s.geo[ns.NSID] = geo
-	d.mu.Unlock()
-	name := fmt.Sprintf("nvme%dc%dn%d", s.inst, c.inst, headInst)
-	drv := multipath.NewPath(c.hc, ns, d.log.Named(name))
-	id := mpath.Identity{NSID: ns.NSID, UUID: ns.IDs.UUID, NGUID: ns.IDs.NGUID, EUI64: ns.IDs.EUI64, CSI: ns.IDs.CSI}
-	info := mpath.HeadInfo{Capacity: int64(ns.Blocks) * int64(ns.BlockSize), BlockSize: ns.BlockSize}
-	mp, err := s.mp.AddPath(id, info, name, c.mc, drv)
-	if err != nil {
-		// The kernel's message, e.g. "IDs don't match for shared namespace 1".
-		d.log.Named(c.name).Error(err.Error())
-		return
-	}
-	drv.Bind(mp)
-	p := &path{name: name, drv: drv, mp: mp}
-	d.mu.Lock()
-	c.paths[ns.NSID] = p
-	d.mu.Unlock()
-	if err := d.tree.AddPath(name, headName, c.name, &pathSource{p: p, c: c, geo: geo}); err != nil {
-		d.log.Error("sysfs: add path", "name", name, "error", err)
-	}
-	mp.Changed()
-}
-
-func (d *Daemon) removePath(c *controller, p *path) {
-	if err := d.tree.RemovePath(p.name); err != nil {
-		d.log.Debug("sysfs: remove path", "name", p.name, "error", err)
-	}
-	c.sub.mp.RemovePath(p.mp)
-}
-
-func (d *Daemon) headAdded(s *subsystem, h *mpath.Head) {
-	info := h.Info()
-	id := h.Identity()
-	dev := newDevice(h)
-	d.mu.Lock()
-	geo := s.geo[id.NSID]
-	d.mu.Unlock()
-	err := d.tree.AddHead(h.Name(), s.name, sysfsview.HeadInfo{NSID: id.NSID, UUID: id.UUID, NGUID: id.NGUID, EUI64: id.EUI64, CSI: id.CSI}, &headSource{h: h, geo: geo})
-	if err != nil {
-		d.log.Error("sysfs: add head", "name", h.Name(), "error", err)
-	}
-	h.SetDelayedRemovalSecs(d.cfg.Multipath.DelayedRemovalSecs)
-	d.mu.Lock()
-	d.devices[h.Name()] = dev
-	l := d.listener
-	d.mu.Unlock()
-	d.log.Info("new multipath namespace", "name", h.Name(), "nsid", id.NSID, "bytes", info.Capacity, "block_size", info.BlockSize)
-	if l != nil {
-		l.HeadAdded(h.Name(), dev)
-	}
-}
-
-func (d *Daemon) headRemoved(s *subsystem, h *mpath.Head) {
-	_ = d.tree.RemoveHead(h.Name())
-	d.mu.Lock()
-	delete(d.devices, h.Name())
-	l := d.listener
-	d.mu.Unlock()
-	d.log.Info("multipath namespace removed", "name", h.Name())
-	if l != nil {
-		l.HeadRemoved(h.Name())
-	}
-}
-
-// onEvent runs on the controller's event goroutine.
-func (d *Daemon) onEvent(c *controller, ev host.Event) {
-	c.stats.observe(ev)
-	switch ev.Kind {
-	case host.NamespacesChanged:
-		d.reconcile(c)
-		return
-	case host.StateChanged:
-		if ev.New == host.StateDead || ev.New == host.StateDeletingNoIO {
-			d.detach(c)
-			return
-		}
-	}
-	d.mu.Lock()
-	paths := make([]*path, 0, len(c.paths))
-	for _, p := range c.paths {
-		paths = append(paths, p)
-	}
-	d.mu.Unlock()
-	for _, p := range paths {
-		p.drv.Refresh()
-	}
-}
-
-// detach removes a controller that is gone for good (ctrl_loss_tmo ran
-// out, or it was deleted): its paths leave their heads, and it leaves the
-// tree, as the kernel deletes the controller device.
-func (d *Daemon) detach(c *controller) {
-	d.mu.Lock()
-	if _, ok := d.ctrls[c.inst]; !ok {
-		d.mu.Unlock()
-		return
-	}
-	delete(d.ctrls, c.inst)
-	paths := c.paths
-	c.paths = map[uint32]*path{}
-	d.mu.Unlock()
-	nsids := make([]uint32, 0, len(paths))
-	for nsid := range paths {
-		nsids = append(nsids, nsid)
-	}
-	sort.Slice(nsids, func(i, j int) bool { return nsids[i] < nsids[j] })
-	for _, nsid := range nsids {
-		d.removePath(c, paths[nsid])
-	}
-	_ = d.tree.RemoveController(c.name)
-	d.log.Named(c.name).Info("controller removed")
-}
-
-// DeleteController deletes one controller (sysfs delete_controller).
+// DeleteController deletes one controller (sysfs delete_controller): its
+// paths drain and leave their heads, then it is shut down.
 func (d *Daemon) DeleteController(ctx context.Context, name string) error {
-	d.mu.Lock()
-	var c *controller
-	for _, x := range d.ctrls {
-		if x.name == name {
-			c = x
-		}
-	}
-	d.mu.Unlock()
+	c := d.core.Controller(name)
 	if c == nil {
 		return fmt.Errorf("%s: no such controller", name)
 	}
-	err := c.hc.Close(ctx)
-	d.detach(c)
-	return err
+	return d.core.DeleteController(ctx, c)
 }
 
 // FlushAll sends Flush to every head (clean shutdown).
@@ -656,31 +364,9 @@ func (d *Daemon) Close(ctx context.Context) error {
 		d.FlushAll(ctx)
 		d.mu.Lock()
 		d.closed = true
-		ctrls := make([]*controller, 0, len(d.ctrls))
-		for _, c := range d.ctrls {
-			ctrls = append(ctrls, c)
-		}
 		d.mu.Unlock()
-		sort.Slice(ctrls, func(i, j int) bool { return ctrls[i].inst < ctrls[j].inst })
-		var wg sync.WaitGroup
-		var emu sync.Mutex
-		for _, c := range ctrls {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if c.unsub != nil {
-					c.unsub()
-				}
-				if err := c.hc.Close(ctx); err != nil {
-					emu.Lock()
-					errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
-					emu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		for _, c := range ctrls {
-			d.detach(c)
+		if err := d.core.Close(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	})
 	return errors.Join(errs...)

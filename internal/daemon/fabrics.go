@@ -10,6 +10,7 @@ import (
 
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 	"github.com/mpathfs/mpathfs/nvme/host"
+	"github.com/mpathfs/mpathfs/nvme/multipath"
 	"github.com/mpathfs/mpathfs/sysfsview"
 )
 
@@ -39,7 +40,7 @@ type fabricsDev struct {
 // creates one controller, reads then show "instance=N,cntlid=M".
 type fabricsSession struct {
 	dev  *fabricsDev
-	ctrl *controller
+	ctrl *multipath.Ctrl
 }
 
 func (f *fabricsDev) open() sysfsview.DeviceSession { return &fabricsSession{dev: f} }
@@ -62,7 +63,7 @@ func (s *fabricsSession) Show() (string, error) {
 	if s.ctrl == nil {
 		return "instance=-1,cntlid=-1," + strings.Join(fabricsOptionTokens, ",") + "\n", nil
 	}
-	return fmt.Sprintf("instance=%d,cntlid=%d\n", s.ctrl.inst, s.ctrl.hc.CNTLID()), nil
+	return fmt.Sprintf("instance=%d,cntlid=%d\n", s.ctrl.Instance(), s.ctrl.Host().CNTLID()), nil
 }
 
 // Write implements sysfsview.DeviceSession with nvmf_dev_write's semantics:
@@ -125,28 +126,16 @@ func connectErrno(err error) syscall.Errno {
 }
 
 // sameController names a controller that nvmf_ip_options_match would call
-// the same as o: not being deleted, same subsystem NQN, host NQN, host ID,
-// traddr, trsvcid and (when given) host_traddr and host_iface.
+// the same as o (fabrics.Options.SameController), not being deleted.
 func (d *Daemon) sameController(o fabrics.Options) string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, c := range d.ctrls {
-		switch c.hc.State() {
+	for _, c := range d.core.Controllers() {
+		switch c.Host().State() {
 		case host.StateDeleting, host.StateDeletingNoIO, host.StateDead:
 			continue
 		}
-		co := c.hc.Options()
-		if co.SubsysNQN != o.SubsysNQN || co.HostNQN != o.HostNQN || co.HostID != o.HostID ||
-			co.TrAddr != o.TrAddr || co.TrSvcID != o.TrSvcID {
-			continue
+		if o.SameController(c.Host().Options()) {
+			return c.Name()
 		}
-		if o.HostTrAddr != "" && co.HostTrAddr != o.HostTrAddr {
-			continue
-		}
-		if o.HostIface != "" && co.HostIface != o.HostIface {
-			continue
-		}
-		return c.name
 	}
 	return ""
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,8 +34,9 @@ func (s *subsysSource) SetIOPolicy(name string) error {
 
 // ctrlSource backs sys/class/nvme/nvmeX.
 type ctrlSource struct {
-	c *controller
-	d *Daemon
+	c  *multipath.Ctrl
+	hc *host.Controller
+	d  *Daemon
 }
 
 var (
@@ -44,18 +46,18 @@ var (
 	_ sysfsview.Deleter          = (*ctrlSource)(nil)
 )
 
-func (s *ctrlSource) State() string       { return s.c.hc.State().String() }
-func (s *ctrlSource) Address() string     { return s.c.hc.Address() }
-func (s *ctrlSource) CNTLID() uint16      { return s.c.hc.CNTLID() }
+func (s *ctrlSource) State() string       { return s.hc.State().String() }
+func (s *ctrlSource) Address() string     { return s.hc.Address() }
+func (s *ctrlSource) CNTLID() uint16      { return s.hc.CNTLID() }
 func (s *ctrlSource) NUMANode() int       { return -1 }
-func (s *ctrlSource) QueueCount() int     { return s.c.hc.QueueCount() }
-func (s *ctrlSource) SQSize() int         { return s.c.hc.SQSize() }
-func (s *ctrlSource) KATO() time.Duration { return s.c.hc.KATO() }
+func (s *ctrlSource) QueueCount() int     { return s.hc.QueueCount() }
+func (s *ctrlSource) SQSize() int         { return s.hc.SQSize() }
+func (s *ctrlSource) KATO() time.Duration { return s.hc.KATO() }
 
 var _ sysfsview.CommandTimeouts = (*ctrlSource)(nil)
 
-func (s *ctrlSource) AdminTimeout() time.Duration { return s.c.hc.AdminTimeout() }
-func (s *ctrlSource) IOTimeout() time.Duration    { return s.c.hc.IOTimeout() }
+func (s *ctrlSource) AdminTimeout() time.Duration { return s.hc.AdminTimeout() }
+func (s *ctrlSource) IOTimeout() time.Duration    { return s.hc.IOTimeout() }
 
 // The fabrics timeouts and command timeouts are writable, with the
 // host's (the kernel's) semantics.
@@ -64,24 +66,24 @@ var (
 	_ sysfsview.CommandTimeoutSetter = (*ctrlSource)(nil)
 )
 
-func (s *ctrlSource) SetCtrlLossTmo(d time.Duration) error { s.c.hc.SetCtrlLossTmo(d); return nil }
+func (s *ctrlSource) SetCtrlLossTmo(d time.Duration) error { s.hc.SetCtrlLossTmo(d); return nil }
 func (s *ctrlSource) SetReconnectDelay(d time.Duration) error {
-	s.c.hc.SetReconnectDelay(d)
+	s.hc.SetReconnectDelay(d)
 	return nil
 }
-func (s *ctrlSource) SetFastIOFailTmo(d time.Duration) error { s.c.hc.SetFastIOFailTmo(d); return nil }
-func (s *ctrlSource) SetAdminTimeout(d time.Duration) error  { s.c.hc.SetAdminTimeout(d); return nil }
-func (s *ctrlSource) SetIOTimeout(d time.Duration) error     { s.c.hc.SetIOTimeout(d); return nil }
+func (s *ctrlSource) SetFastIOFailTmo(d time.Duration) error { s.hc.SetFastIOFailTmo(d); return nil }
+func (s *ctrlSource) SetAdminTimeout(d time.Duration) error  { s.hc.SetAdminTimeout(d); return nil }
+func (s *ctrlSource) SetIOTimeout(d time.Duration) error     { s.hc.SetIOTimeout(d); return nil }
 
 var _ sysfsview.DHCHAPSecrets = (*ctrlSource)(nil)
 
-func (s *ctrlSource) DHCHAPSecret() string               { return s.c.hc.DHCHAPSecret() }
-func (s *ctrlSource) DHCHAPCtrlSecret() string           { return s.c.hc.DHCHAPCtrlSecret() }
-func (s *ctrlSource) SetDHCHAPSecret(v string) error     { return s.c.hc.SetDHCHAPSecret(v) }
-func (s *ctrlSource) SetDHCHAPCtrlSecret(v string) error { return s.c.hc.SetDHCHAPCtrlSecret(v) }
+func (s *ctrlSource) DHCHAPSecret() string               { return s.hc.DHCHAPSecret() }
+func (s *ctrlSource) DHCHAPCtrlSecret() string           { return s.hc.DHCHAPCtrlSecret() }
+func (s *ctrlSource) SetDHCHAPSecret(v string) error     { return s.hc.SetDHCHAPSecret(v) }
+func (s *ctrlSource) SetDHCHAPCtrlSecret(v string) error { return s.hc.SetDHCHAPCtrlSecret(v) }
 
 func (s *ctrlSource) Timeouts() sysfsview.Timeouts {
-	o := s.c.hc.Options()
+	o := s.hc.Options()
 	t := sysfsview.Timeouts{CtrlLoss: o.CtrlLossTmo, ReconnectDelay: o.ReconnectDelay, FastIOFail: o.FastIOFailTmo}
 	if t.CtrlLoss >= 0 && o.ReconnectDelay > 0 {
 		// The kernel shows max_reconnects * reconnect_delay.
@@ -91,42 +93,26 @@ func (s *ctrlSource) Timeouts() sysfsview.Timeouts {
 	return t
 }
 
-// Counters are the controller's diag/ counters: resets and reconnects as
-// its state changes show them (entries into resetting; connecting -> live),
-// command errors as the sum over its paths, unless the host controller
-// counts them itself.
+// Counters are the host controller's diag/ counters.
 func (s *ctrlSource) Counters() sysfsview.ControllerCounters {
-	if cc, ok := any(s.c.hc).(interface {
-		Counters() (errors, resets, reconnects uint64)
-	}); ok {
-		var out sysfsview.ControllerCounters
-		out.CommandErrors, out.Resets, out.Reconnects = cc.Counters()
-		out.ResvNotifications = s.c.hc.ReservationNotifications()
-		return out
-	}
-	out := sysfsview.ControllerCounters{Resets: s.c.stats.resets.Load(), Reconnects: s.c.stats.reconnects.Load(),
-		ResvNotifications: s.c.hc.ReservationNotifications()}
-	s.d.mu.Lock()
-	for _, p := range s.c.paths {
-		out.CommandErrors += p.mp.Counters().ErrorCount
-	}
-	s.d.mu.Unlock()
-	return out
+	c := s.hc.Counters()
+	return sysfsview.ControllerCounters{CommandErrors: c.CommandErrors, Resets: c.Resets, Reconnects: c.Reconnects,
+		ResvNotifications: s.hc.ReservationNotifications()}
 }
 
 // StateChanges is the number of controller state transitions.
-func (s *ctrlSource) StateChanges() uint64 { return s.c.stats.stateChanges.Load() }
+func (s *ctrlSource) StateChanges() uint64 { return s.hc.Counters().StateChanges }
 
 func (s *ctrlSource) Reset() error {
 	ctx, cancel := context.WithTimeout(context.Background(), triggerTimeout)
 	defer cancel()
-	return s.c.hc.Reset(ctx)
+	return s.hc.Reset(ctx)
 }
 
 func (s *ctrlSource) Rescan() error {
 	ctx, cancel := context.WithTimeout(context.Background(), triggerTimeout)
 	defer cancel()
-	return s.c.hc.Rescan(ctx)
+	return s.c.Rescan(ctx)
 }
 
 func (s *ctrlSource) Delete() error {
@@ -135,8 +121,8 @@ func (s *ctrlSource) Delete() error {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), triggerTimeout)
 		defer cancel()
-		if err := s.d.DeleteController(ctx, s.c.name); err != nil {
-			s.d.log.Warn("delete_controller", "name", s.c.name, "error", err)
+		if err := s.d.core.DeleteController(ctx, s.c); err != nil {
+			s.d.log.Warn("delete_controller", "name", s.c.Name(), "error", err)
 		}
 	}()
 	return nil
@@ -144,8 +130,24 @@ func (s *ctrlSource) Delete() error {
 
 // headSource backs sys/block/nvmeNnM.
 type headSource struct {
-	h   *mpath.Head
-	geo geometry
+	h    *mpath.Head
+	last atomic.Pointer[geometry] // while the head has no path
+}
+
+// geometry is the head's namespace geometry through its first path (the
+// head takes the geometry of the path revalidated last; its paths agree).
+func (s *headSource) geometry() geometry {
+	for _, p := range s.h.Paths() {
+		if d, ok := p.Driver().(*multipath.Path); ok {
+			g := pathGeometry(d)
+			s.last.Store(&g)
+			return g
+		}
+	}
+	if g := s.last.Load(); g != nil {
+		return *g
+	}
+	return geometry{}
 }
 
 // geometry is a namespace's block-device view, from Identify.
@@ -207,10 +209,10 @@ func (s *headSource) ReservationCommand(line string) error {
 
 // Limits are those of the namespace that created the head (the kernel
 // stacks the paths' limits; paths of one namespace agree).
-func (s *headSource) Limits() sysfsview.QueueLimits { return s.geo.lim }
+func (s *headSource) Limits() sysfsview.QueueLimits { return s.geometry().lim }
 
 // NUse is NUSE as the namespace that created the head reported it.
-func (s *headSource) NUse() uint64 { return s.geo.nuse }
+func (s *headSource) NUse() uint64 { return s.geometry().nuse }
 
 func (s *headSource) SetCounter(name string, v uint64) bool { return s.h.SetCounter(name, v) }
 
@@ -221,9 +223,8 @@ func (s *headSource) SetDelayedRemovalSecs(v uint32) error {
 
 // pathSource backs sys/block/nvmeNcXnM.
 type pathSource struct {
-	p   *path
-	c   *controller
-	geo geometry
+	p *multipath.Path
+	c *multipath.Ctrl
 }
 
 var (
@@ -231,34 +232,42 @@ var (
 	_ sysfsview.CounterSetter = (*pathSource)(nil)
 )
 
-func (s *pathSource) Limits() sysfsview.QueueLimits         { return s.geo.lim }
-func (s *pathSource) NUse() uint64                          { return s.geo.nuse }
-func (s *pathSource) SetCounter(name string, v uint64) bool { return s.p.mp.SetCounter(name, v) }
+func (s *pathSource) Limits() sysfsview.QueueLimits         { return pathGeometry(s.p).lim }
+func (s *pathSource) NUse() uint64                          { return pathGeometry(s.p).nuse }
+func (s *pathSource) SetCounter(name string, v uint64) bool { return s.p.MPath().SetCounter(name, v) }
 
-func (s *pathSource) UsesANA() bool {
-	id := s.c.hc.Identify()
-	return id != nil && id.CMIC&0x08 != 0
+// pathGeometry is the path's namespace geometry as the controller reports
+// it now (after a revalidation too).
+func pathGeometry(p *multipath.Path) geometry {
+	c := p.Ctrl().Host()
+	ns, _ := c.Namespace(p.NSID())
+	return newGeometry(c.Identify(), ns)
 }
 
-func (s *pathSource) ANAState() string { return s.p.drv.ANAState().String() }
-func (s *pathSource) ANAGroup() uint32 { return s.p.drv.ANAGroup() }
-func (s *pathSource) QueueDepth() int  { return int(s.c.mc.Inflight()) }
-func (s *pathSource) Sectors() uint64  { return uint64(s.p.mp.Info().Capacity) / 512 }
+func (s *pathSource) UsesANA() bool {
+	id := s.c.Host().Identify()
+	return id != nil && id.CMIC&nvme.CMICANA != 0
+}
 
-func (s *pathSource) Stat() sysfsview.IOStat { return s.p.mp.Stats() }
+func (s *pathSource) ANAState() string { return s.p.ANAState().String() }
+func (s *pathSource) ANAGroup() uint32 { return s.p.ANAGroup() }
+func (s *pathSource) QueueDepth() int  { return int(s.c.MPath().Inflight()) }
+func (s *pathSource) Sectors() uint64  { return uint64(s.p.MPath().Info().Capacity) / 512 }
+
+func (s *pathSource) Stat() sysfsview.IOStat { return s.p.MPath().Stats() }
 
 // Latencies are the path's latency histograms (metrics).
-func (s *pathSource) Latencies() mpath.Latencies { return s.p.mp.Latencies() }
+func (s *pathSource) Latencies() mpath.Latencies { return s.p.MPath().Latencies() }
 
 // ANATransitions counts the path's ANA state changes (metrics).
-func (s *pathSource) ANATransitions() uint64 { return s.p.drv.ANATransitions() }
+func (s *pathSource) ANATransitions() uint64 { return s.p.ANATransitions() }
 
 func (s *pathSource) Counters() sysfsview.PathCounters {
-	return s.p.mp.Counters()
+	return s.p.MPath().Counters()
 }
 
 // NUMANodes lists the nodes whose current path this is (numa policy).
-func (s *pathSource) NUMANodes() []int { return s.p.mp.NUMANodes() }
+func (s *pathSource) NUMANodes() []int { return s.p.MPath().NUMANodes() }
 
 // Device is a multipath namespace as a block device: every request goes
 // through the head's path selection and failover. It implements the FUSE

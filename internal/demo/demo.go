@@ -36,6 +36,8 @@ type Config struct {
 	// MetadataNS lists namespaces formatted with 8 bytes of metadata per
 	// block (reported only: hosts over TCP give them capacity 0).
 	MetadataNS []uint32
+	// Private presents the namespaces as not shared (NMIC bit 0 clear).
+	Private bool
 }
 
 func (c Config) withDefaults() Config {
@@ -72,7 +74,7 @@ func Start(cfg Config, log hclog.Logger) (*Setup, error) {
 		return nil, err
 	}
 	for i := 1; i <= cfg.Namespaces; i++ {
-		nc := target.NamespaceConfig{NSID: uint32(i), Size: cfg.NSSize, BlockSize: cfg.BlockSize, ANAGroup: uint32(i)}
+		nc := target.NamespaceConfig{NSID: uint32(i), Size: cfg.NSSize, BlockSize: cfg.BlockSize, ANAGroup: uint32(i), Private: cfg.Private}
 		if slices.Contains(cfg.MetadataNS, uint32(i)) {
 			nc.MetadataSize = 8
 		}

@@ -8,8 +8,10 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/mpathfs/mpathfs/clock"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
@@ -85,7 +87,8 @@ func (c *Controller) setupAssoc(ctx context.Context) (a *assoc, err error) {
 	}()
 	addr := net.JoinHostPort(o.TrAddr, o.TrSvcID)
 	a.admin, err = c.tr.Dial(ctx, QueueConfig{
-		Addr: addr, HostTrAddr: o.HostTrAddr, HdrDigest: o.HdrDigest, DataDigest: o.DataDigest,
+		Addr: addr, HostTrAddr: o.HostTrAddr, HostIface: o.HostIface, Tos: o.Tos,
+		HdrDigest: o.HdrDigest, DataDigest: o.DataDigest, Clock: c.clk,
 		Depth: fabrics.AdminQueueDepth, InCapsuleMax: fabrics.AdminInCapsuleMax, Log: c.log.Named("q0"),
 	})
 	if err != nil {
@@ -223,9 +226,9 @@ func (c *Controller) enable(ctx context.Context, a *assoc) error {
 // waitCSTS polls CSTS with a ticker until done reports true, an error, or
 // timeout.
 func (c *Controller) waitCSTS(ctx context.Context, a *assoc, timeout time.Duration, done func(fabrics.CSTS) (bool, error)) error {
-	deadline := c.clk.NewTimer(timeout)
+	deadline := clock.NewTimer(c.clk, timeout)
 	defer deadline.Stop()
-	tick := c.clk.NewTicker(readyPoll)
+	tick := clock.NewTicker(c.clk, readyPoll)
 	defer tick.Stop()
 	for {
 		v, err := c.propGet(ctx, a, fabrics.RegCSTS, false)
@@ -240,8 +243,8 @@ func (c *Controller) waitCSTS(ctx context.Context, a *assoc, timeout time.Durati
 			return err
 		}
 		select {
-		case <-tick.C():
-		case <-deadline.C():
+		case <-tick.C:
+		case <-deadline.C:
 			return fmt.Errorf("%w: timeout after %s (CSTS 0x%x)", ErrEnable, timeout, uint32(v))
 		case <-ctx.Done():
 			return ctx.Err()
@@ -297,7 +300,10 @@ func (c *Controller) identify(ctx context.Context, a *assoc) error {
 		case id.NANAGRPID == 0 || id.ANAGRPMAX == 0:
 			c.log.Warn("ANA reported with no groups, disabling ANA support")
 		case id.MNAN == 0 || id.MNAN > id.NN:
-			c.log.Warn("Invalid MNAN value", "mnan", id.MNAN)
+			// nvme_mpath_init_identify fails the controller's setup.
+			msg := fmt.Sprintf("Invalid MNAN value %d", id.MNAN)
+			c.log.Error(msg)
+			return fmt.Errorf("nvme host: %s: %w", msg, syscall.EINVAL)
 		case size > uint64(a.maxXfer):
 			c.log.Warn(fmt.Sprintf("ANA log page size (%d) larger than MDTS (%d). Disabling ANA support.", size, a.maxXfer))
 		default:
@@ -346,7 +352,8 @@ func (c *Controller) setupIOQueues(ctx context.Context, a *assoc, addr string) e
 	inCapsule := int(a.id.IOCCSZ)*16 - nvme.SQESize
 	for qid := 1; qid <= n; qid++ {
 		q, err := c.tr.Dial(ctx, QueueConfig{
-			Addr: addr, HostTrAddr: o.HostTrAddr, HdrDigest: o.HdrDigest, DataDigest: o.DataDigest,
+			Addr: addr, HostTrAddr: o.HostTrAddr, HostIface: o.HostIface, Tos: o.Tos,
+			HdrDigest: o.HdrDigest, DataDigest: o.DataDigest, Clock: c.clk,
 			Depth: sqsize, InCapsuleMax: fabrics.AdminInCapsuleMax, CmdTimeout: c.tunable().ioTimeout,
 			Log: c.log.Named(fmt.Sprintf("q%d", qid)),
 		})
@@ -441,6 +448,7 @@ func (c *Controller) adminCmd(ctx context.Context, a *assoc, cmd *nvme.Command, 
 		return cqe, err
 	}
 	if !cqe.Status.OK() {
+		c.cmdErrors.Add(1)
 		return cqe, cqe.Status
 	}
 	return cqe, nil
@@ -504,13 +512,13 @@ func (a *assoc) keepAlive() {
 		return
 	}
 	c := a.c
-	t := c.clk.NewTicker(a.kato / 2)
+	t := clock.NewTicker(c.clk, a.kato/2)
 	defer t.Stop()
 	for {
 		select {
 		case <-a.ctx.Done():
 			return
-		case <-t.C():
+		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(a.ctx, a.kato)
 		cmd := nvme.NewKeepAlive()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mpathfs/mpathfs/nvme/target"
+	"github.com/mpathfs/mpathfs/nvme/tcp"
 )
 
 // Benchmarks host <-> our target over loopback TCP (no FUSE). Compare with
@@ -36,7 +37,7 @@ func benchController(b *testing.B) *Controller {
 	o.KeepAliveTmo = 5e9
 	o.NrIOQueues = 2
 	o.QueueSize = 128
-	c, err := Connect(context.Background(), o, nil)
+	c, err := Connect(context.Background(), o, nil, WithTransport(tcp.Transport{}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,16 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mpathfs/mpathfs/clock"
 	"github.com/mpathfs/mpathfs/internal/ratelog"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
@@ -51,7 +52,8 @@ type config struct {
 // fast_io_fail timers and register polling.
 func WithClock(c Clock) Option { return func(o *config) { o.clock = c } }
 
-// WithTransport replaces the NVMe/TCP transport (tests).
+// WithTransport gives the transport queues are dialled with
+// (nvme/tcp.Transport for transport=tcp); a controller needs one.
 func WithTransport(t Transport) Option { return func(o *config) { o.transport = t } }
 
 // WithIOTimeout sets the per-command I/O timeout (nvme_core.io_timeout,
@@ -79,7 +81,11 @@ type Namespace struct {
 	// ANAState is the state of ANAGroup, or ANAOptimized when the
 	// controller does not report ANA (as Linux assumes).
 	ANAState nvme.ANAState
-	Shared   bool // NMIC bit 0
+	// ANAListed: the last ANA log read listed the namespace (always true
+	// when the controller does not report ANA). Only such a read clears a
+	// path's ANA-pending mark.
+	ANAListed bool
+	Shared    bool // NMIC bit 0
 }
 
 // nsGeom is what the I/O helpers need, published atomically.
@@ -122,6 +128,9 @@ type Controller struct {
 	// silent: a read got nothing back within its silence bound on the
 	// current association, and no keep-alive probe has answered since.
 	silent atomic.Bool
+
+	// diag/ counters.
+	resets, reconnects, cmdErrors, stateChanges atomic.Uint64
 
 	events    *eventQueue
 	stop      chan struct{} // closed by Close
@@ -186,8 +195,7 @@ func newController(opts fabrics.Options, log hclog.Logger, o []Option) (*Control
 		log = hclog.NewNullLogger()
 	}
 	cfg := config{
-		clock:           SystemClock{},
-		transport:       TCPTransport{},
+		clock:           clock.System(),
 		ioTimeout:       DefaultIOTimeout,
 		adminTimeout:    DefaultAdminTimeout,
 		shutdownTimeout: DefaultShutdownTimeout,
@@ -196,8 +204,9 @@ func newController(opts fabrics.Options, log hclog.Logger, o []Option) (*Control
 	for _, f := range o {
 		f(&cfg)
 	}
-	if opts.Transport != "" && opts.Transport != "tcp" {
-		return nil, fmt.Errorf("nvme host: transport %q not supported", opts.Transport)
+	if cfg.transport == nil || (opts.Transport != "" && opts.Transport != "tcp") {
+		// nvmf_create_ctrl's message.
+		return nil, fmt.Errorf("nvme host: no handler found for transport %s: %w", opts.Transport, syscall.EINVAL)
 	}
 	if opts.TrAddr == "" {
 		return nil, fmt.Errorf("nvme host: traddr is required")
@@ -264,16 +273,20 @@ func (c *Controller) goLive(a *assoc) bool {
 		return false
 	}
 	old := c.assoc
-	oldANA := c.ana
 	c.assoc = a
 	c.cur.Store(a)
 	c.silent.Store(false) // a new association answered its setup
 	nsChanged := c.installNamespacesLocked(a.ns, a.anaStates)
-	anaChanged := a.anaUsed && !maps.Equal(oldANA, a.anaStates)
+	// The log read by the new association counts as an ANA log read
+	// even when nothing changed: it may clear ANA-pending marks.
+	anaChanged := a.anaUsed
 	c.updateANATTLocked(a)
 	c.mu.Unlock()
 	if old != nil && old != a {
 		old.teardown()
+	}
+	if old != nil {
+		c.reconnects.Add(1) // a recovered association, not the first connect
 	}
 	if !c.changeState(StateLive, a, nil) {
 		return false
@@ -400,6 +413,20 @@ func (c *Controller) MaxTransfer() int {
 	return 0
 }
 
+// Counters are the controller's diag/ counters.
+type Counters struct {
+	CommandErrors uint64 // commands completed with an error status
+	Resets        uint64 // entries into RESETTING (reset_controller, error recovery)
+	Reconnects    uint64 // associations re-established after a reset or a loss
+	StateChanges  uint64 // state transitions (metrics)
+}
+
+// Counters returns the diag/ counters.
+func (c *Controller) Counters() Counters {
+	return Counters{CommandErrors: c.cmdErrors.Load(), Resets: c.resets.Load(), Reconnects: c.reconnects.Load(),
+		StateChanges: c.stateChanges.Load()}
+}
+
 // FastFailExpired reports that fast_io_fail_tmo ran out in CONNECTING
 // (NVME_CTRL_FAILFAST_EXPIRED); cleared on LIVE.
 func (c *Controller) FastFailExpired() bool { return c.failfastExpired.Load() }
@@ -455,8 +482,12 @@ func (c *Controller) installNamespacesLocked(list []Namespace, ana map[uint32]nv
 	if ana != nil {
 		c.ana = ana
 	}
+	anaUsed := c.assoc == nil || c.assoc.anaUsed
 	for i := range list {
 		list[i].ANAState = c.anaOfLocked(list[i].ANAGroup)
+		if !anaUsed {
+			list[i].ANAListed = true
+		}
 	}
 	changed := !sameNamespaces(c.namespaces, list)
 	c.namespaces = list

@@ -10,8 +10,9 @@ const (
 	// StateChanged: the controller state went from Old to New (Err says
 	// why, for error recovery and giving up).
 	StateChanged EventKind = iota + 1
-	// ANAChanged: the ANA log was re-read and some group changed state;
-	// see Controller.ANAState and Controller.Namespaces.
+	// ANAChanged: the ANA log was read, changed or not (a read clears the
+	// ANA-pending mark of the namespaces it lists); see
+	// Controller.ANAState and Controller.Namespaces.
 	ANAChanged
 	// NamespacesChanged: a scan found namespaces added, removed or
 	// changed; see Controller.Namespaces.

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mpathfs/mpathfs/nvme"
-	"github.com/mpathfs/mpathfs/nvme/tcp"
+	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
 
 // Exec runs one I/O command on an I/O queue chosen round-robin (an atomic
@@ -17,7 +17,7 @@ import (
 //
 // The error is nil iff a success completion arrived. Otherwise:
 //   - nvme.Status: the controller completed the command with that status
-//     (an ANA error also schedules an ANA log re-read);
+//     (after an ANA error the multipath layer calls QueueANARead);
 //   - *AbortedError (unwraps to nvme.StatusHostAborted, 0x371): the command
 //     was in flight when the connection was lost (or timed out) and was
 //     cancelled by error recovery;
@@ -31,12 +31,6 @@ func (c *Controller) Exec(ctx context.Context, cmd *nvme.Command, data []byte) (
 	return c.exec(ctx, cmd, data, 0)
 }
 
-// silentExecer is the optional Queue capability behind ReadWithin
-// (nvme/tcp.Queue has it).
-type silentExecer interface {
-	ExecWithin(ctx context.Context, cmd *nvme.Command, data []byte, within time.Duration) (nvme.Completion, error)
-}
-
 func (c *Controller) exec(ctx context.Context, cmd *nvme.Command, data []byte, within time.Duration) (nvme.Completion, error) {
 	a := c.cur.Load()
 	if s := State(c.stateA.Load()); a == nil || (s != StateLive && s != StateDeleting) || len(a.io) == 0 {
@@ -45,22 +39,20 @@ func (c *Controller) exec(ctx context.Context, cmd *nvme.Command, data []byte, w
 	q := a.io[c.rr.Add(1)%uint32(len(a.io))]
 	var cqe nvme.Completion
 	var err error
-	if se, ok := q.(silentExecer); ok && within > 0 {
+	if se, ok := q.(fabrics.SilentExecer); ok && within > 0 {
 		cqe, err = se.ExecWithin(ctx, cmd, data, within)
 	} else {
 		cqe, err = q.Exec(ctx, cmd, data)
 	}
 	if err != nil {
-		if errors.Is(err, tcp.ErrSilent) {
+		if errors.Is(err, fabrics.ErrSilent) {
 			c.suspectSilent(a, within)
 			return cqe, ErrSilent
 		}
 		return cqe, c.lost(a, err)
 	}
 	if !cqe.Status.OK() {
-		if cqe.Status.IsANAError() && a.anaUsed {
-			kick(a.anaKick)
-		}
+		c.cmdErrors.Add(1)
 		return cqe, cqe.Status
 	}
 	return cqe, nil

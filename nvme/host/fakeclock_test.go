@@ -3,109 +3,14 @@ package host
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mpathfs/mpathfs/mpath/mpathtest"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
-
-// fakeClock is a manual clock: timers fire only on Advance. created
-// receives a value whenever a timer or ticker is made, so a test can wait
-// for the code under test to arm one instead of sleeping.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	timers  []*fakeTimer
-	created chan struct{}
-}
-
-type fakeTimer struct {
-	c      *fakeClock
-	when   time.Time
-	period time.Duration // tickers
-	ch     chan time.Time
-	f      func()
-	active bool
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Unix(1_800_000_000, 0), created: make(chan struct{}, 1024)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) add(d time.Duration, period time.Duration, f func()) *fakeTimer {
-	c.mu.Lock()
-	t := &fakeTimer{c: c, when: c.now.Add(d), period: period, ch: make(chan time.Time, 1), f: f, active: true}
-	c.timers = append(c.timers, t)
-	c.mu.Unlock()
-	c.created <- struct{}{}
-	return t
-}
-
-func (c *fakeClock) NewTimer(d time.Duration) Timer   { return c.add(d, 0, nil) }
-func (c *fakeClock) NewTicker(d time.Duration) Ticker { return fakeTicker{c.add(d, d, nil)} }
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	return c.add(d, 0, f)
-}
-
-func (t *fakeTimer) C() <-chan time.Time { return t.ch }
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	was := t.active
-	t.active = false
-	return was
-}
-
-type fakeTicker struct{ t *fakeTimer }
-
-func (t fakeTicker) C() <-chan time.Time { return t.t.ch }
-func (t fakeTicker) Stop()               { t.t.Stop() }
-
-// Advance moves time forward and fires what is due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var fire []func()
-	for _, t := range c.timers {
-		for t.active && !t.when.After(c.now) {
-			if t.f != nil {
-				fire = append(fire, t.f)
-			} else {
-				select {
-				case t.ch <- c.now:
-				default:
-				}
-			}
-			if t.period == 0 {
-				t.active = false
-			} else {
-				t.when = t.when.Add(t.period)
-			}
-		}
-	}
-	c.mu.Unlock()
-	for _, f := range fire {
-		f()
-	}
-}
-
-func (c *fakeClock) waitCreated(t *testing.T) {
-	t.Helper()
-	select {
-	case <-c.created:
-	case <-time.After(failAfter):
-		t.Fatal("no timer armed")
-	}
-}
 
 // refusingTransport fails every dial at once, like a port nobody listens on.
 type refusingTransport struct{ dials atomic.Int32 }
@@ -120,7 +25,7 @@ func (r *refusingTransport) Dial(ctx context.Context, cfg QueueConfig) (Queue, e
 // reconnect_delay) attempts, then deleting -> dead; fast_io_fail expires
 // at its own time while connecting. No real time passes between attempts.
 func TestReconnectScheduleFakeClock(t *testing.T) {
-	clk := newFakeClock()
+	clk := mpathtest.NewClock()
 	tr := &refusingTransport{}
 	o := fabrics.DefaultOptions()
 	o.TrAddr, o.TrSvcID, o.SubsysNQN = "127.0.0.1", "4420", "nqn.test"
@@ -144,9 +49,13 @@ func TestReconnectScheduleFakeClock(t *testing.T) {
 		c.resetWork(&assoc{c: c, ctx: context.Background(), cancel: func() {}}, errors.New("test"), false, nil)
 	}()
 	ev.waitState(t, StateConnecting)
-	clk.waitCreated(t) // fast_io_fail timer
 	for i := 1; i <= 4; i++ {
-		clk.waitCreated(t) // reconnect_delay timer
+		// The reconnect_delay timer, plus fast_io_fail's until it fired.
+		want := 1
+		if i <= 2 {
+			want = 2
+		}
+		clk.WaitPending(want)
 		if got := tr.dials.Load(); got != int32(i-1) {
 			t.Fatalf("before attempt %d: %d dials", i, got)
 		}
@@ -178,7 +87,7 @@ func TestReconnectScheduleFakeClock(t *testing.T) {
 // arithmetic: ctrl_loss_tmo 25 s over a 10 s delay is 3 attempts, and a new
 // 3 s delay keeps the 3 attempts, so it reads back as 9 s.
 func TestTunablesFakeClock(t *testing.T) {
-	clk := newFakeClock()
+	clk := mpathtest.NewClock()
 	tr := &refusingTransport{}
 	o := fabrics.DefaultOptions()
 	o.TrAddr, o.TrSvcID, o.SubsysNQN = "127.0.0.1", "4420", "nqn.test"
@@ -199,7 +108,7 @@ func TestTunablesFakeClock(t *testing.T) {
 		c.resetWork(&assoc{c: c, ctx: context.Background(), cancel: func() {}}, errors.New("test"), false, nil)
 	}()
 	ev.waitState(t, StateConnecting)
-	clk.waitCreated(t) // the first 10 s delay
+	clk.WaitPending(1) // the first 10 s delay
 	c.SetCtrlLossTmo(25 * time.Second)
 	c.SetReconnectDelay(3 * time.Second)
 	c.SetFastIOFailTmo(-5 * time.Second)
@@ -209,7 +118,7 @@ func TestTunablesFakeClock(t *testing.T) {
 	}
 	clk.Advance(10 * time.Second) // attempt 1 (the timer armed before the change)
 	for i := 2; i <= 3; i++ {
-		clk.waitCreated(t)
+		clk.WaitPending(1)
 		if n := tr.dials.Load(); n != int32(i-1) {
 			t.Fatalf("before attempt %d: %d dials", i, n)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/mpathfs/mpathfs/internal/kttest"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
+	"github.com/mpathfs/mpathfs/nvme/tcp"
 )
 
 // Interop with the Linux kernel target (nvmet-tcp in a VM, see
@@ -44,7 +45,7 @@ func ktConnect(t *testing.T, o fabrics.Options) *Controller {
 	ctx, cancel := context.WithTimeout(context.Background(), failAfter)
 	defer cancel()
 	c, err := Connect(ctx, o, testLogger(t).Named("host"),
-		WithTransport(TCPTransport{ICRespTimeout: time.Second}), WithAdminTimeout(10*time.Second))
+		WithTransport(tcp.Transport{ICRespTimeout: time.Second}), WithAdminTimeout(10*time.Second))
 	if err != nil {
 		t.Fatalf("Connect %s: %v", o.Address(), err)
 	}
@@ -114,7 +115,7 @@ func TestKernelTargetDiscovery(t *testing.T) {
 	kt := kernelTargetEnv(t)
 	o := kt.opts(1)
 	o.SubsysNQN = ""
-	dl, err := Discover(context.Background(), o, testLogger(t), WithTransport(TCPTransport{ICRespTimeout: time.Second}))
+	dl, err := Discover(context.Background(), o, testLogger(t), WithTransport(tcp.Transport{ICRespTimeout: time.Second}))
 	if err != nil {
 		t.Fatalf("Discover: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mpathfs/mpathfs/mpath/mpathtest"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
@@ -132,7 +133,7 @@ func TestScanIdentifyFailuresRateLimited(t *testing.T) {
 		id.LBAF[0].LBADS = 31 // 2 GiB blocks
 		return id
 	}
-	c, lb, err := connectLogged(t, f, context.Background(), WithClock(newFakeClock()))
+	c, lb, err := connectLogged(t, f, context.Background(), WithClock(mpathtest.NewClock()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestUnhandledAENRateLimited(t *testing.T) {
 		f.aens = append(f.aens, 0x00ff0007) // vendor-specific event type 7
 	}
 	f.drained = make(chan struct{})
-	_, lb, err := connectLogged(t, f, context.Background(), WithClock(newFakeClock()))
+	_, lb, err := connectLogged(t, f, context.Background(), WithClock(mpathtest.NewClock()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mpathfs/mpathfs/clock"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
 
@@ -69,17 +70,9 @@ func (c *Controller) resetWork(a *assoc, cause error, immediate bool, attempted 
 	c.reconnectLoop(immediate, notify)
 }
 
-// maxReconnects is ceil(ctrl_loss_tmo / reconnect_delay), -1 = forever.
-func maxReconnects(o fabrics.Options) int {
-	if o.CtrlLossTmo < 0 {
-		return -1
-	}
-	d := o.ReconnectDelay
-	if d <= 0 {
-		d = time.Second
-	}
-	return int((o.CtrlLossTmo + d - 1) / d)
-}
+// maxReconnects is ceil(ctrl_loss_tmo / reconnect_delay), -1 = forever
+// (the policy lives beside the fabrics options).
+func maxReconnects(o fabrics.Options) int { return o.MaxReconnects() }
 
 // reconnectLoop runs full connect sequences (a new association, a new
 // controller on the target) until one goes LIVE, the controller is closed,
@@ -109,9 +102,9 @@ func (c *Controller) reconnectLoop(immediate bool, attempted func()) {
 				return
 			}
 			c.log.Info(fmt.Sprintf("Reconnecting in %d seconds...", int(delay/time.Second)), "delay", delay)
-			t := c.clk.NewTimer(delay)
+			t := clock.NewTimer(c.clk, delay)
 			select {
-			case <-t.C():
+			case <-t.C:
 			case <-c.stop:
 				t.Stop()
 				return

@@ -187,15 +187,17 @@ func anaGroupOf(log *nvme.ANALog) map[uint32]uint32 {
 // applyANAGroups moves namespaces to the group the ANA log lists them in.
 func applyANAGroups(ns []Namespace, groupOf map[uint32]uint32) {
 	for i := range ns {
-		if g, ok := groupOf[ns[i].NSID]; ok {
+		g, ok := groupOf[ns[i].NSID]
+		if ok {
 			ns[i].ANAGroup = g
 		}
+		ns[i].ANAListed = ok
 	}
 }
 
 // refreshANA re-reads the ANA log of a (the live association) and applies
-// it: per-group states, the namespaces' ANAState, an ANAChanged event if
-// anything changed.
+// it: per-group states, the namespaces' ANAState and ANAListed, and an
+// ANAChanged event.
 func (c *Controller) refreshANA(ctx context.Context, a *assoc) error {
 	if !a.anaUsed {
 		return nil
@@ -213,27 +215,27 @@ func (c *Controller) refreshANA(ctx context.Context, a *assoc) error {
 		c.mu.Unlock()
 		return nil
 	}
-	changed := false
 	for g, s := range states {
 		if c.ana[g] != s {
-			changed = true
 			c.log.Info(fmt.Sprintf("ANA group %d: %s.", g, s))
 		}
 	}
 	c.ana = states
 	list := append([]Namespace(nil), c.namespaces...)
 	for i := range list {
-		if g, ok := groupOf[list[i].NSID]; ok && g != list[i].ANAGroup {
+		g, ok := groupOf[list[i].NSID]
+		if ok {
 			list[i].ANAGroup = g
-			changed = true
 		}
+		list[i].ANAListed = ok
 	}
 	c.installNamespacesLocked(list, nil)
 	c.updateANATTLocked(a)
 	c.mu.Unlock()
-	if changed {
-		c.pushEvent(ANAChanged)
-	}
+	// Every successful read is announced, changed or not: it is what
+	// clears the ANA-pending mark of the namespaces it lists
+	// (nvme_update_ns_ana_state).
+	c.pushEvent(ANAChanged)
 	return nil
 }
 
@@ -291,6 +293,15 @@ func (c *Controller) RefreshANA(ctx context.Context) error {
 		return err
 	}
 	return c.refreshANA(ctx, a)
+}
+
+// QueueANARead schedules an ANA log re-read on the live association
+// (ana_work). Calls coalesce: while a read is pending, more requests add
+// nothing. The result arrives as an ANAChanged event.
+func (c *Controller) QueueANARead() {
+	if a := c.cur.Load(); a != nil && a.anaUsed {
+		kick(a.anaKick)
+	}
 }
 
 // Rescan re-scans the namespaces (sysfs rescan_controller).

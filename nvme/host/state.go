@@ -88,6 +88,10 @@ func (c *Controller) changeState(to State, a *assoc, cause error) bool {
 	}
 	c.state = to
 	c.stateA.Store(uint32(to))
+	c.stateChanges.Add(1)
+	if to == StateResetting {
+		c.resets.Add(1)
+	}
 	switch {
 	case to == StateLive:
 		c.stopFailfastLocked()

@@ -47,7 +47,7 @@ func testController(t *testing.T, log hclog.Logger) *Controller {
 	o := fabrics.DefaultOptions()
 	o.TrAddr, o.TrSvcID, o.SubsysNQN = "127.0.0.1", "1", "nqn.test"
 	o.HostNQN, o.HostID = "nqn.host", [16]byte{1}
-	c, err := newController(o, log, nil)
+	c, err := newController(o, log, []Option{WithTransport(&refusingTransport{})})
 	if err != nil {
 		t.Fatal(err)
 	}

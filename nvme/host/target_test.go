@@ -90,7 +90,7 @@ func (e *env) opts(i int) fabrics.Options {
 // testOpts are the host options every test uses: a short ICResp timeout so
 // a stalled port is given up quickly when reconnecting.
 func testOpts(o ...Option) []Option {
-	return append([]Option{WithTransport(TCPTransport{ICRespTimeout: 500 * time.Millisecond}),
+	return append([]Option{WithTransport(tcp.Transport{ICRespTimeout: 500 * time.Millisecond}),
 		WithAdminTimeout(5 * time.Second)}, o...)
 }
 
@@ -490,7 +490,7 @@ func TestFastIOFail(t *testing.T) {
 
 // recTransport records the Property Set values the host sends.
 type recTransport struct {
-	TCPTransport
+	tcp.Transport
 	mu   sync.Mutex
 	sets []uint64
 }
@@ -501,7 +501,7 @@ type recQueue struct {
 }
 
 func (t *recTransport) Dial(ctx context.Context, cfg QueueConfig) (Queue, error) {
-	q, err := t.TCPTransport.Dial(ctx, cfg)
+	q, err := t.Transport.Dial(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -526,7 +526,7 @@ func (q recQueue) Exec(ctx context.Context, cmd *nvme.Command, data []byte) (nvm
 // no-op; I/O after Close fails with 0x370.
 func TestCloseShutdown(t *testing.T) {
 	e := newEnv(t)
-	tr := &recTransport{TCPTransport: TCPTransport{ICRespTimeout: time.Second}}
+	tr := &recTransport{Transport: tcp.Transport{ICRespTimeout: time.Second}}
 	c := connect(t, e.opts(0), WithTransport(tr))
 	ev := record(c)
 	if err := c.Close(context.Background()); err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mpathfs/mpathfs/clock"
 	"github.com/mpathfs/mpathfs/mpath"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/host"
@@ -34,7 +35,9 @@ type Controller interface {
 	WriteZeroes(ctx context.Context, nsid uint32, slba, nlb uint64) error
 	Deallocate(ctx context.Context, nsid uint32, slba, nlb uint64) error
 	Exec(ctx context.Context, cmd *nvme.Command, data []byte) (nvme.Completion, error)
-	RefreshANA(ctx context.Context) error
+	// QueueANARead schedules the controller's one coalescing ANA log
+	// re-read (ana_work); its result arrives as a host.ANAChanged event.
+	QueueANARead()
 }
 
 var _ Controller = (*host.Controller)(nil)
@@ -46,8 +49,19 @@ var _ Controller = (*host.Controller)(nil)
 type Path struct {
 	ctrl  Controller
 	nsid  uint32
-	shift uint8 // log2(block size)
+	shift atomic.Uint32 // log2(block size)
 	log   hclog.Logger
+	clk   clock.Clock
+
+	// Lifecycle (set by Core before the path is published).
+	name  string
+	owner *Ctrl
+	id    mpath.Identity
+
+	// Submissions in flight, for the drain of delete_controller.
+	inflight atomic.Int64
+	draining atomic.Bool
+	drained  chan struct{}
 
 	mp         atomic.Pointer[mpath.Path]
 	access     atomic.Uint32 // mpath.AccessState
@@ -65,10 +79,8 @@ var (
 
 // NewPath returns the driver of namespace ns seen through ctrl.
 func NewPath(ctrl Controller, ns host.Namespace, log hclog.Logger) *Path {
-	p := &Path{ctrl: ctrl, nsid: ns.NSID, log: log}
-	for bs := ns.BlockSize; bs > 1; bs >>= 1 {
-		p.shift++
-	}
+	p := &Path{ctrl: ctrl, nsid: ns.NSID, log: log, clk: clock.System(), drained: make(chan struct{}, 1)}
+	p.setGeometry(ns)
 	if id := ctrl.Identify(); id != nil {
 		for i, v := range id.CRDT {
 			p.crdt[i] = time.Duration(v) * 100 * time.Millisecond
@@ -78,6 +90,21 @@ func NewPath(ctrl Controller, ns host.Namespace, log hclog.Logger) *Path {
 	p.setANA(ns.ANAGroup, ns.ANAState)
 	return p
 }
+
+// setGeometry records the namespace's block size (after a revalidation).
+func (p *Path) setGeometry(ns host.Namespace) {
+	var shift uint32
+	for bs := ns.BlockSize; bs > 1; bs >>= 1 {
+		shift++
+	}
+	p.shift.Store(shift)
+}
+
+// Name is the path's name, nvme<S>c<C>n<H> (set by Core).
+func (p *Path) Name() string { return p.name }
+
+// Ctrl is the lifecycle controller of the path (set by Core).
+func (p *Path) Ctrl() *Ctrl { return p.owner }
 
 // Bind attaches the mpath path this driver serves, for Changed calls.
 func (p *Path) Bind(mp *mpath.Path) { p.mp.Store(mp) }
@@ -116,27 +143,60 @@ func (p *Path) setANA(group uint32, st nvme.ANAState) {
 }
 
 // Refresh re-reads the namespace's ANA state and group from the controller
-// and tells mpath (which re-drives queued I/O). Call it on every controller
-// event. It reports false if the namespace is gone from the controller.
-func (p *Path) Refresh() bool {
+// and tells mpath (which re-drives queued I/O) after a controller state
+// change. It does not clear an ANA-pending mark (only ANARead does). A
+// reports false if the namespace is gone from the controller.
+func (p *Path) Refresh() bool { return p.refresh(false) }
+
+// ANARead is Refresh after an ANA log read: it clears the ANA-pending mark
+// if the log listed the namespace (nvme_update_ns_ana_state).
+func (p *Path) ANARead() bool { return p.refresh(true) }
+
+func (p *Path) refresh(anaRead bool) bool {
 	ns, ok := p.ctrl.Namespace(p.nsid)
 	if ok {
 		p.setANA(ns.ANAGroup, ns.ANAState)
 	}
-	if mp := p.mp.Load(); mp != nil {
+	mp := p.mp.Load()
+	if mp == nil {
+		return ok
+	}
+	if ok && anaRead && ns.ANAListed && ns.ANAState != 0 {
 		mp.Changed()
+	} else {
+		mp.Refreshed()
 	}
 	return ok
 }
 
-func (p *Path) slba(off int64) uint64 { return uint64(off) >> p.shift }
+// added runs once the path joined its head: a namespace whose ANA group the
+// log does not describe is marked ANA-pending and the log re-read
+// (nvme_mpath_add_ns).
+func (p *Path) added() {
+	mp := p.mp.Load()
+	if ns, ok := p.ctrl.Namespace(p.nsid); ok && ns.ANAState == 0 && mp != nil {
+		p.log.Debug("ANA group missing from the log, re-reading it", "nsid", p.nsid, "group", ns.ANAGroup)
+		mp.SetANAPending()
+		p.ctrl.QueueANARead()
+	}
+	p.Refresh()
+}
 
-func (p *Path) nlb(n int64) uint64 { return uint64(n) >> p.shift }
+func (p *Path) slba(off int64) uint64 { return uint64(off) >> p.shift.Load() }
+
+func (p *Path) nlb(n int64) uint64 { return uint64(n) >> p.shift.Load() }
 
 // Submit sends the request whole on this path. Reads and writes larger than
 // the controller's transfer limit are split by the host into several
 // commands; each is whole, and a failed request is re-sent whole.
 func (p *Path) Submit(ctx context.Context, req *mpath.Request) error {
+	p.inflight.Add(1)
+	defer p.done()
+	if p.draining.Load() {
+		// Removed by delete_controller after this request chose it: the
+		// command was not sent, another path takes it.
+		return nvme.StatusHostPathError
+	}
 	switch req.Op {
 	case mpath.OpRead:
 		if req.SilentAfter > 0 {
@@ -175,6 +235,30 @@ func (p *Path) Submit(ctx context.Context, req *mpath.Request) error {
 		return err
 	}
 	return errors.New("nvme multipath: unknown request op")
+}
+
+func (p *Path) done() {
+	if p.inflight.Add(-1) == 0 && p.draining.Load() {
+		select {
+		case p.drained <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drain stops new submissions on the path and waits until those in
+// flight completed (or ctx ends), as del_gendisk drains a path's queue
+// before the controller is torn down.
+func (p *Path) drain(ctx context.Context) error {
+	p.draining.Store(true)
+	for p.inflight.Load() > 0 {
+		select {
+		case <-p.drained:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // Classify applies nvme_decide_disposition: commands cancelled by error
@@ -254,18 +338,12 @@ type silencer interface{ Silent() bool }
 // Available reports a controller that may come back (nvme_available_path).
 func (p *Path) Available() bool { return p.ctrl.Available() }
 
-// RefreshANA re-reads the ANA log in the background after an ANA error,
-// then refreshes the path (which clears mpath's ANA-pending mark).
-func (p *Path) RefreshANA() {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := p.ctrl.RefreshANA(ctx); err != nil {
-			p.log.Warn("ANA log re-read failed", "nsid", p.nsid, "error", err)
-		}
-		p.Refresh()
-	}()
-}
+// RefreshANA schedules the controller's one coalescing ANA log re-read
+// after an ANA error (nvme_failover_req queues ana_work): however many
+// requests failed, one read runs, and its ANAChanged event refreshes the
+// paths, which clears mpath's ANA-pending mark for the namespaces the log
+// lists.
+func (p *Path) RefreshANA() { p.ctrl.QueueANARead() }
 
 // Fence blocks until a command that failed with err can no longer execute
 // on the old controller: the keep-alive timeout after the loss (the target
@@ -276,17 +354,10 @@ func (p *Path) Fence(ctx context.Context, err error) error {
 	if !errors.As(err, &ab) {
 		return nil
 	}
-	wait := time.Until(ab.LostAt.Add(ab.KATO + ab.CQT))
+	wait := ab.LostAt.Add(ab.KATO + ab.CQT).Sub(p.clk.Now())
 	if wait <= 0 {
 		return nil
 	}
 	p.log.Debug("fencing failed-over write until the old controller has quiesced", "nsid", p.nsid, "wait", wait)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return clock.Sleep(ctx, p.clk, wait)
 }

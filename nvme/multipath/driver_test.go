@@ -24,10 +24,10 @@ type fakeCtrl struct {
 	calls []string
 }
 
-func (f *fakeCtrl) State() host.State                    { return f.state }
-func (f *fakeCtrl) Available() bool                      { return f.avail }
-func (f *fakeCtrl) Identify() *nvme.IdentifyController   { return &f.id }
-func (f *fakeCtrl) RefreshANA(ctx context.Context) error { return nil }
+func (f *fakeCtrl) State() host.State                  { return f.state }
+func (f *fakeCtrl) Available() bool                    { return f.avail }
+func (f *fakeCtrl) Identify() *nvme.IdentifyController { return &f.id }
+func (f *fakeCtrl) QueueANARead()                      { f.calls = append(f.calls, "ana-read") }
 func (f *fakeCtrl) Namespace(nsid uint32) (host.Namespace, bool) {
 	return f.ns, nsid == f.ns.NSID
 }

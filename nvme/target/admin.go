@@ -133,13 +133,19 @@ const physBlockSize = 4096
 
 // identifyNamespace returns Identify Namespace data for ns.
 func (ns *Namespace) identify() *nvme.IdentifyNamespace {
+	blocks := ns.blocks.Load()
+	ids := ns.IDs()
+	nmic := uint8(nvme.NMICShared)
+	if ns.cfg.Private {
+		nmic = 0
+	}
 	id := &nvme.IdentifyNamespace{
-		NSZE: ns.blocks, NCAP: ns.blocks, NUSE: ns.blocks,
-		NMIC:     nvme.NMICShared,
+		NSZE: blocks, NCAP: blocks, NUSE: blocks,
+		NMIC:     nmic,
 		RESCAP:   0xFE, // all reservation types and Ignore Existing Key; no PTPL
 		DLFEAT:   0x09, // deallocated blocks read as zeroes; Write Zeroes may deallocate
 		ANAGRPID: ns.ANAGroup(),
-		NGUID:    ns.cfg.NGUID, EUI64: ns.cfg.EUI64,
+		NGUID:    ids.NGUID, EUI64: ids.EUI64,
 	}
 	lbads := uint8(9)
 	if ns.bs == 4096 {

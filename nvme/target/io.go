@@ -68,7 +68,7 @@ func (c *conn) ioCmd(ctrl *Controller, r *request, dl int) bool {
 	switch op {
 	case nvme.IORead, nvme.IOWrite, nvme.IOWriteZeroes:
 		slba, nlb := nvme.ParseRWCommand(cmd)
-		if slba >= ns.blocks || uint64(nlb) > ns.blocks-slba {
+		if blocks := ns.blocks.Load(); slba >= blocks || uint64(nlb) > blocks-slba {
 			return c.failIO(r, dl, nvme.StatusLBARange|nvme.StatusDNR)
 		}
 		r.off, r.n = int64(slba)*ns.bs, int64(nlb)*ns.bs
@@ -254,7 +254,7 @@ func (ns *Namespace) dsm(r *request) nvme.Status {
 		if nlb == 0 {
 			continue
 		}
-		if slba >= ns.blocks || uint64(nlb) > ns.blocks-slba {
+		if blocks := ns.blocks.Load(); slba >= blocks || uint64(nlb) > blocks-slba {
 			return nvme.StatusLBARange | nvme.StatusDNR
 		}
 		if st := ns.zero(int64(slba)*ns.bs, int64(nlb)*ns.bs, true); st != 0 {

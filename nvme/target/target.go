@@ -107,6 +107,9 @@ type NamespaceConfig struct {
 	// handling of a metadata-formatted namespace can be tested (Linux over
 	// TCP makes it capacity 0 without PI).
 	MetadataSize uint16
+	// Private presents the namespace as not shared (NMIC bit 0 clear):
+	// a host must not group it with another controller's namespace.
+	Private bool
 }
 
 // PortConfig describes a port: one TCP listener, one path.
@@ -532,19 +535,21 @@ func (s *Subsystem) AddNamespace(cfg NamespaceConfig) (*Namespace, error) {
 		if err != nil {
 			return nil, fmt.Errorf("add namespace %d: %w", cfg.NSID, err)
 		}
-		ns.ram, ns.size = st, cfg.Size
+		ns.ram, ns.capacity = st, cfg.Size
 	} else {
 		st, err := openFileStore(cfg.Path, cfg.Size)
 		if err != nil {
 			return nil, fmt.Errorf("add namespace %d: %w", cfg.NSID, err)
 		}
-		ns.file, ns.size = st, st.size/int64(cfg.BlockSize)*int64(cfg.BlockSize)
-		if ns.size == 0 {
+		ns.file, ns.capacity = st, st.size/int64(cfg.BlockSize)*int64(cfg.BlockSize)
+		if ns.capacity == 0 {
 			st.close()
 			return nil, fmt.Errorf("add namespace %d: %s is smaller than one block", cfg.NSID, cfg.Path)
 		}
 	}
-	ns.blocks = uint64(ns.size / ns.bs)
+	ns.size.Store(ns.capacity)
+	ns.blocks.Store(uint64(ns.capacity / ns.bs))
+	ns.ids.Store(&nvme.NamespaceIDs{EUI64: cfg.EUI64, NGUID: cfg.NGUID, UUID: cfg.UUID, CSI: nvme.CSINVM})
 	s.mu.Lock()
 	old := s.nsTab.Load()
 	if _, ok := old.byID[cfg.NSID]; ok {
@@ -640,8 +645,10 @@ type Namespace struct {
 	cfg      NamespaceConfig
 	nsid     uint32
 	bs       int64
-	size     int64
-	blocks   uint64
+	size     atomic.Int64  // bytes (Resize changes it)
+	blocks   atomic.Uint64 // size / bs
+	capacity int64         // the largest size the backing store holds
+	ids      atomic.Pointer[nvme.NamespaceIDs]
 	ram      *ramStore
 	file     *fileStore
 	anaGroup atomic.Uint32
@@ -652,7 +659,28 @@ type Namespace struct {
 func (ns *Namespace) NSID() uint32 { return ns.nsid }
 
 // Size returns the size in bytes.
-func (ns *Namespace) Size() int64 { return ns.size }
+func (ns *Namespace) Size() int64 { return ns.size.Load() }
+
+// Resize changes the namespace's size (a multiple of the block size, at
+// most what the backing store holds: a RAM namespace's initial size, a
+// file's size); every controller gets a namespace-attribute-changed AEN.
+func (ns *Namespace) Resize(size int64) error {
+	if size <= 0 || size%ns.bs != 0 || size > ns.capacity {
+		return fmt.Errorf("resize namespace %d: size %d is not a multiple of %d in 1..%d", ns.nsid, size, ns.bs, ns.capacity)
+	}
+	ns.size.Store(size)
+	ns.blocks.Store(uint64(size / ns.bs))
+	ns.s.nsChanged(ns.nsid)
+	return nil
+}
+
+// SetIDs changes the namespace's UUID, NGUID and EUI-64 (a different
+// namespace now behind the same NSID); every controller gets a
+// namespace-attribute-changed AEN.
+func (ns *Namespace) SetIDs(uuid, nguid [16]byte, eui64 [8]byte) {
+	ns.ids.Store(&nvme.NamespaceIDs{EUI64: eui64, NGUID: nguid, UUID: uuid, CSI: nvme.CSINVM})
+	ns.s.nsChanged(ns.nsid)
+}
 
 // BlockSize returns the logical block size.
 func (ns *Namespace) BlockSize() int { return int(ns.bs) }
@@ -662,7 +690,7 @@ func (ns *Namespace) ANAGroup() uint32 { return ns.anaGroup.Load() }
 
 // IDs returns the namespace identifiers.
 func (ns *Namespace) IDs() nvme.NamespaceIDs {
-	return nvme.NamespaceIDs{EUI64: ns.cfg.EUI64, NGUID: ns.cfg.NGUID, UUID: ns.cfg.UUID, CSI: nvme.CSINVM}
+	return *ns.ids.Load()
 }
 
 // SetANAGroup moves the namespace to another ANA group; every controller of
@@ -682,10 +710,11 @@ func (ns *Namespace) SetANAGroup(g uint32) error {
 // ReadAt copies namespace data into p (for tests and tools; not the
 // network path).
 func (ns *Namespace) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 || off > ns.size {
+	size := ns.size.Load()
+	if off < 0 || off > size {
 		return 0, fmt.Errorf("read at %d: out of range", off)
 	}
-	n := min(int64(len(p)), ns.size-off)
+	n := min(int64(len(p)), size-off)
 	if ns.ram != nil {
 		ns.ram.readAt(p[:n], off)
 		return int(n), nil
@@ -695,7 +724,7 @@ func (ns *Namespace) ReadAt(p []byte, off int64) (int, error) {
 
 // WriteAt copies p into the namespace (for tests and tools).
 func (ns *Namespace) WriteAt(p []byte, off int64) (int, error) {
-	if off < 0 || off+int64(len(p)) > ns.size {
+	if off < 0 || off+int64(len(p)) > ns.size.Load() {
 		return 0, fmt.Errorf("write at %d+%d: out of range", off, len(p))
 	}
 	if ns.ram != nil {

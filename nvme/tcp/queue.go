@@ -12,8 +12,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mpathfs/mpathfs/clock"
 	"github.com/mpathfs/mpathfs/internal/ratelog"
 	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/fabrics"
 	"github.com/mpathfs/mpathfs/nvme/pdu"
 )
 
@@ -22,17 +24,17 @@ var (
 	// ErrQueueDead means the queue died (socket error, protocol error,
 	// TermReq, timeout of another command, Close) before the command
 	// completed. The returned error wraps it together with the cause.
-	ErrQueueDead = errors.New("nvme-tcp: queue dead")
+	ErrQueueDead = fmt.Errorf("nvme-tcp: %w", fabrics.ErrQueueDead)
 	// ErrTimeout means the command got no completion within its timeout;
 	// the queue has been declared dead.
-	ErrTimeout = errors.New("nvme-tcp: command timeout")
+	ErrTimeout = fmt.Errorf("nvme-tcp: %w", fabrics.ErrTimeout)
 	// ErrClosed is the cause recorded when the queue was closed by Close.
 	ErrClosed = errors.New("nvme-tcp: queue closed")
 	// ErrSilent means ExecWithin gave the command up: no completion and
 	// nothing at all received on the queue within its silence bound. The
 	// command stays in flight (its tag reserved until its completion
 	// arrives or the queue dies; late data is discarded); the queue lives.
-	ErrSilent = errors.New("nvme-tcp: queue silent, command abandoned")
+	ErrSilent = fmt.Errorf("nvme-tcp: %w", fabrics.ErrSilent)
 )
 
 // Defaults and limits.
@@ -62,6 +64,8 @@ const (
 type Config struct {
 	Addr       string // controller "host:port"
 	HostTrAddr string // optional local IP address to connect from
+	HostIface  string // optional interface to bind to (SO_BINDTODEVICE)
+	Tos        int    // IP type of service; 0: system default
 	HdrDigest  bool   // request header digests
 	DataDigest bool   // request data digests
 	// Depth is the maximum number of commands in flight: admin 32 (AER and
@@ -75,7 +79,9 @@ type Config struct {
 	ICRespTimeout time.Duration
 	// CmdTimeout is the default per-command timeout of Exec; 0 means none.
 	CmdTimeout time.Duration
-	Log        hclog.Logger // nil: no logging
+	// Clock drives command timeouts; nil is the system clock.
+	Clock clock.Clock
+	Log   hclog.Logger // nil: no logging
 }
 
 // Request states. The completer (reader goroutine, or the failing path at
@@ -130,6 +136,7 @@ type request struct {
 	mu sync.Mutex
 
 	timer    *time.Timer
+	ftimer   clock.Timer  // the timer when Config.Clock is not the system clock
 	deadline atomic.Int64 // ns since q.epoch
 	timedOut atomic.Bool
 	// label (cid | opcode<<16) and the timeout, for the timeout error built
@@ -154,6 +161,8 @@ type Queue struct {
 	conn   net.Conn
 	maxH2C uint32
 	epoch  time.Time
+	clk    clock.Clock
+	sysClk bool // clk is the system clock: time.Since and a reusable *time.Timer
 
 	inCapsuleMax atomic.Int64
 
@@ -184,13 +193,9 @@ func Dial(ctx context.Context, cfg Config) (*Queue, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
-	var d net.Dialer
-	if cfg.HostTrAddr != "" {
-		ip := net.ParseIP(cfg.HostTrAddr)
-		if ip == nil {
-			return nil, fmt.Errorf("nvme-tcp: invalid host_traddr %q", cfg.HostTrAddr)
-		}
-		d.LocalAddr = &net.TCPAddr{IP: ip}
+	d, err := dialer(cfg)
+	if err != nil {
+		return nil, err
 	}
 	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
@@ -225,6 +230,9 @@ func (cfg *Config) normalize() error {
 	}
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System()
 	}
 	return nil
 }
@@ -272,7 +280,9 @@ func newQueue(ctx context.Context, conn net.Conn, cfg Config) (*Queue, error) {
 		log:        cfg.Log.With("traddr", cfg.Addr, "local", conn.LocalAddr().String()),
 		conn:       conn,
 		maxH2C:     resp.MaxH2CData,
-		epoch:      time.Now(),
+		epoch:      cfg.Clock.Now(),
+		clk:        cfg.Clock,
+		sysClk:     clock.IsSystem(cfg.Clock),
 		s:          snd,
 		r:          r,
 		reqs:       make([]request, cfg.Depth),
@@ -405,7 +415,7 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 	req.timedOut.Store(false)
 	req.label.Store(uint32(req.cid) | uint32(cmd.Opcode)<<16)
 	req.timeoutNs.Store(int64(timeout))
-	now := time.Since(q.epoch)
+	now := q.since()
 	if timeout > 0 {
 		req.deadline.Store(int64(now + timeout))
 	} else {
@@ -433,9 +443,15 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 		return q.wait(ctx, req)
 	}
 	if timeout > 0 {
-		if req.timer == nil {
+		switch {
+		case !q.sysClk:
+			if req.ftimer != nil {
+				req.ftimer.Stop()
+			}
+			req.ftimer = q.clk.AfterFunc(timeout, req.expire)
+		case req.timer == nil:
 			req.timer = time.AfterFunc(timeout, req.expire)
-		} else {
+		default:
 			req.timer.Reset(timeout)
 		}
 	}
@@ -587,7 +603,7 @@ func (req *request) softExpire() {
 	if within <= 0 || req.state.Load() != stateInflight {
 		return
 	}
-	now := int64(time.Since(q.epoch))
+	now := int64(q.since())
 	last := max(q.lastRecv.Load(), req.submitNs.Load())
 	if rest := last + within - now; rest > 0 {
 		req.soft.Reset(time.Duration(rest))
@@ -630,6 +646,9 @@ func (q *Queue) release(req *request) {
 		req.silentNs.Store(0)
 		req.soft.Stop()
 	}
+	if req.ftimer != nil {
+		req.ftimer.Stop()
+	}
 	req.data = nil
 	req.err = nil
 	select {
@@ -641,6 +660,14 @@ func (q *Queue) release(req *request) {
 	q.free <- req.tag
 }
 
+// since is the time since the queue was created, on the queue's clock.
+func (q *Queue) since() time.Duration {
+	if q.sysClk {
+		return time.Since(q.epoch) // monotonic, one vDSO call
+	}
+	return q.clk.Now().Sub(q.epoch)
+}
+
 // expire runs when req's timer fires. A stale timer of an earlier use of
 // the tag sees a later deadline and does nothing.
 func (req *request) expire() {
@@ -649,7 +676,7 @@ func (req *request) expire() {
 	if s != stateInflight && s != stateAbandoned {
 		return
 	}
-	if int64(time.Since(q.epoch)) < req.deadline.Load() {
+	if int64(q.since()) < req.deadline.Load() {
 		return
 	}
 	req.timedOut.Store(true)

@@ -51,7 +51,7 @@ func (q *Queue) recv() error {
 		if err != nil {
 			return fmt.Errorf("receive: %w", err)
 		}
-		q.lastRecv.Store(int64(time.Since(q.epoch)))
+		q.lastRecv.Store(int64(q.since()))
 		switch h.Type {
 		case pdu.TypeCapsuleResp:
 			err = q.recvResp()
