@@ -16,6 +16,7 @@ import (
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 	"github.com/mpathfs/mpathfs/nvme/host"
+	"github.com/mpathfs/mpathfs/nvme/tcp"
 )
 
 var fabricsAnswer = regexp.MustCompile(`^instance=(\d+),cntlid=(\d+)`)
@@ -194,7 +195,7 @@ func cmdConnectAll(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	dl, err := host.Discover(ctx, o, lf.logger(stderr, "warn", "text"))
+	dl, err := host.Discover(ctx, o, lf.logger(stderr, "warn", "text"), host.WithTransport(tcp.Transport{}))
 	if err != nil {
 		return err
 	}
