@@ -26,7 +26,7 @@ var fabricsOptionTokens = []string{
 	"keep_alive_tmo=%d", "hostnqn=%s", "host_traddr=%s", "host_iface=%s",
 	"hostid=%s", "duplicate_connect", "disable_sqflow", "hdr_digest",
 	"data_digest", "nr_write_queues=%d", "nr_poll_queues=%d", "tos=%d",
-	"fast_io_fail_tmo=%d", "discovery",
+	"fast_io_fail_tmo=%d", "discovery", "dhchap_secret=%s", "dhchap_ctrl_secret=%s",
 }
 
 // fabricsDev serializes connects through dev/nvme-fabrics, as the kernel's

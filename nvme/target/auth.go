@@ -52,11 +52,11 @@ func (t *Target) HostAuth(hostNQN string) HostAuth {
 // hostNQN on s, or nil when it needs no authentication (any host allowed,
 // the host not listed, or no key).
 func (t *Target) authParams(s *Subsystem, hostNQN string) *auth.CtrlParams {
-	if s.discovery || s.cfg.AllowAnyHost {
+	if s.discovery {
 		return nil
 	}
 	s.mu.Lock()
-	listed := s.hosts[hostNQN]
+	listed := !s.cfg.AllowAnyHost && s.hosts[hostNQN]
 	s.mu.Unlock()
 	if !listed {
 		return nil

@@ -50,7 +50,7 @@ func (r rawAuth) Receive(_ context.Context, n int) ([]byte, error) {
 // DH-HMAC-CHAP (bidirectional, SHA-384, ffdhe2048).
 func authFixture(t *testing.T) *fixture {
 	f := newFixture(t, PortConfig{})
-	f.s.cfg.AllowAnyHost = false
+	f.s.SetAllowAnyHost(false)
 	f.s.AllowHost(testHostNQN)
 	f.t.SetHostAuth(testHostNQN, HostAuth{Key: mustKey(t, authKey), CtrlKey: mustKey(t, authCtrl), Hash: auth.SHA384, Group: auth.FFDHE2048})
 	return f

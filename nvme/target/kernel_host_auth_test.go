@@ -42,7 +42,7 @@ func TestKernelHostAuth(t *testing.T) {
 	hostNQN := strings.TrimSpace(k.Ctl(t, "khost", "hostnqn"))
 	t.Cleanup(func() { ctlTry(k, "khost", "disconnect") })
 	f := newFixture(t, PortConfig{})
-	f.s.cfg.AllowAnyHost = false
+	f.s.SetAllowAnyHost(false)
 	f.s.AllowHost(hostNQN)
 	_, p1, _ := strings.Cut(f.a1, ":")
 	_, p2, _ := strings.Cut(f.a2, ":")

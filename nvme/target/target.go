@@ -471,12 +471,48 @@ func newSubsystem(t *Target, cfg SubsystemConfig, discovery bool) *Subsystem {
 func (s *Subsystem) NQN() string { return s.cfg.NQN }
 
 func (s *Subsystem) hostAllowed(hostNQN string) bool {
-	if s.discovery || s.cfg.AllowAnyHost {
+	if s.discovery {
 		return true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.hosts) == 0 || s.hosts[hostNQN]
+	return s.cfg.AllowAnyHost || len(s.hosts) == 0 || s.hosts[hostNQN]
+}
+
+// SetAllowAnyHost is nvmet's attr_allow_any_host: true lets every host
+// connect (and none authenticates); false admits only the allowed hosts.
+// Existing controllers stay.
+func (s *Subsystem) SetAllowAnyHost(on bool) {
+	s.mu.Lock()
+	s.cfg.AllowAnyHost = on
+	s.mu.Unlock()
+}
+
+// AllowAnyHost reports attr_allow_any_host.
+func (s *Subsystem) AllowAnyHost() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.AllowAnyHost || len(s.hosts) == 0
+}
+
+// DisallowHost removes a host NQN from the allowed hosts.
+func (s *Subsystem) DisallowHost(hostNQN string) {
+	s.mu.Lock()
+	delete(s.hosts, hostNQN)
+	s.mu.Unlock()
+	s.t.discChanged()
+}
+
+// AllowedHosts returns the allowed host NQNs, sorted.
+func (s *Subsystem) AllowedHosts() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.hosts))
+	for h := range s.hosts {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // AllowHost adds a host NQN to the allowed hosts.
@@ -761,7 +797,17 @@ func (p *Port) discAddr() (string, string, uint8) {
 func (s *Subsystem) Namespaces() []*Namespace { return slices.Clone(s.namespaces()) }
 
 // Config returns the subsystem's configuration (with defaults filled in).
-func (s *Subsystem) Config() SubsystemConfig { return s.cfg }
+func (s *Subsystem) Config() SubsystemConfig {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cfg
+	c.Hosts = make([]string, 0, len(s.hosts))
+	for h := range s.hosts {
+		c.Hosts = append(c.Hosts, h)
+	}
+	sort.Strings(c.Hosts)
+	return c
+}
 
 // Config returns the namespace's configuration.
 func (ns *Namespace) Config() NamespaceConfig { return ns.cfg }
