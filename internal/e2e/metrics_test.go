@@ -55,7 +55,8 @@ func sample(text, name string, labels ...string) float64 {
 
 // A real HTTP scrape of a real daemon mount: node_exporter's
 // NVMe-subsystem series, and mpathfs_* counters that move under fio and a
-// path fault (connections of port 1 dropped mid-run).
+// path fault (port 1 silent mid-run: keep-alive timeout, failover, write
+// fence, reset, reconnect).
 func TestMetricsScrapeUnderFioAndPathFault(t *testing.T) {
 	requireFUSE(t, "fio")
 	e := newEnv(t, envConfig{})
@@ -94,7 +95,11 @@ func TestMetricsScrapeUnderFioAndPathFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitFor("fio writing", 10*time.Second, func() bool { return e.statField("sys/block/nvme0n1", 4) > 200 })
-	e.setup.Ports[0].DropConnections()
+	// Path 1 goes silent under load: its in-flight writes are in doubt, fail
+	// over after the keep-alive timeout and wait for the write fence.
+	e.setup.Ports[0].Stall(true)
+	e.waitFor("nvme0 not live", 20*time.Second, func() bool { return e.cat("sys/class/nvme/nvme0/state") != "live" })
+	e.setup.Ports[0].Stall(false)
 	if err := fio.Wait(); err != nil {
 		t.Fatalf("fio: %v\n%s", err, fout.String())
 	}
@@ -113,7 +118,7 @@ func TestMetricsScrapeUnderFioAndPathFault(t *testing.T) {
 	grew("mpathfs_head_bytes_total", `device="nvme0n1"`, `direction="write"`)
 	grew("mpathfs_head_io_duration_seconds_count", `device="nvme0n1"`, `direction="write"`)
 	grew("mpathfs_head_io_duration_seconds_bucket", `device="nvme0n1"`, `direction="write"`, `le="+Inf"`)
-	grew("mpathfs_path_io_total", `device="nvme0c1n1"`, `direction="write"`)
+	grew("mpathfs_path_io_total", `device="nvme0c0n1"`, `direction="write"`)
 	grew("mpathfs_controller_state_changes_total", `controller="nvme0"`)
 	grew("mpathfs_controller_resets_total", `controller="nvme0"`)
 	grew("mpathfs_controller_reconnects_total", `controller="nvme0"`)
@@ -131,6 +136,11 @@ func TestMetricsScrapeUnderFioAndPathFault(t *testing.T) {
 			t.Errorf("no %s series", name)
 		}
 	}
-	t.Logf("failovers nvme0c0n1 %v, fence waits nvme0n1 %v",
-		sample(after, "mpathfs_path_failovers_total", `device="nvme0c0n1"`), sample(after, "mpathfs_head_fence_waits_total", `device="nvme0n1"`))
+	grew("mpathfs_path_failovers_total", `device="nvme0c0n1"`)
+	grew("mpathfs_head_fence_waits_total", `device="nvme0n1"`)
+	grew("mpathfs_head_fence_wait_seconds_total", `device="nvme0n1"`)
+	grew("mpathfs_head_io_duration_seconds_bucket", `device="nvme0n1"`, `direction="write"`, `le="+Inf"`)
+	if slow := sample(after, "mpathfs_head_io_duration_seconds_bucket", `device="nvme0n1"`, `direction="write"`, `le="0.524288"`); slow >= sample(after, "mpathfs_head_io_duration_seconds_count", `device="nvme0n1"`, `direction="write"`) {
+		t.Errorf("no write slower than 0.5 s in the histogram though writes waited for the fence")
+	}
 }
