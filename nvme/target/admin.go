@@ -229,7 +229,7 @@ func (c *conn) getLogPage(ctrl *Controller, r *request) {
 		c.complete(r, nvme.StatusInvalidField|nvme.StatusDNR, 0)
 		return
 	case lid == nvme.LogError:
-		full = nil // no error log entries: all zeroes
+		full = ctrl.errs.page()
 	case lid == nvme.LogSMART:
 		full = make([]byte, 512)
 	case lid == nvme.LogFWSlot:

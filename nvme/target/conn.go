@@ -302,6 +302,11 @@ func (c *conn) complete(r *request, st nvme.Status, dw0 uint32) {
 }
 
 func (c *conn) fillCQE(r *request, st nvme.Status, dw0 uint32) {
+	if st != 0 {
+		if ctrl := c.ctrl.Load(); ctrl != nil {
+			st = ctrl.errs.record(c.qid, r.cmd.CID, st, r.cmd.NSID)
+		}
+	}
 	r.cqe = nvme.Completion{DW0: dw0, SQID: c.qid, CID: r.cmd.CID, Status: st}
 	if c.sqflowOff {
 		r.cqe.SQHD = 0xFFFF

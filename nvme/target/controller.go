@@ -29,6 +29,7 @@ type Controller struct {
 	lastSeen atomic.Int64 // ns since t0 of the last command (TBKAS)
 	ready    atomic.Bool  // CSTS.RDY
 	dying    atomic.Bool  // set by destroy before ready is cleared
+	errs     errLog
 
 	mu       sync.Mutex
 	cc       fabrics.CC

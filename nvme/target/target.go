@@ -451,6 +451,9 @@ type Subsystem struct {
 	mu    sync.Mutex
 	ctrls map[uint16]*Controller
 	hosts map[string]bool
+	// disabled namespaces (nvmet's enable = 0): kept with their data, out
+	// of the active list.
+	disabled map[uint32]*Namespace
 }
 
 type nsTable struct {
@@ -588,7 +591,7 @@ func (s *Subsystem) AddNamespace(cfg NamespaceConfig) (*Namespace, error) {
 	ns.ids.Store(&nvme.NamespaceIDs{EUI64: cfg.EUI64, NGUID: cfg.NGUID, UUID: cfg.UUID, CSI: nvme.CSINVM})
 	s.mu.Lock()
 	old := s.nsTab.Load()
-	if _, ok := old.byID[cfg.NSID]; ok {
+	if _, ok := old.byID[cfg.NSID]; ok || s.disabled[cfg.NSID] != nil {
 		s.mu.Unlock()
 		if ns.file != nil {
 			ns.file.close()
@@ -608,8 +611,16 @@ func (s *Subsystem) RemoveNamespace(nsid uint32) error {
 	old := s.nsTab.Load()
 	ns, ok := old.byID[nsid]
 	if !ok {
+		if ns = s.disabled[nsid]; ns == nil {
+			s.mu.Unlock()
+			return fmt.Errorf("remove namespace %d: %w", nsid, ErrNotFound)
+		}
+		delete(s.disabled, nsid)
 		s.mu.Unlock()
-		return fmt.Errorf("remove namespace %d: %w", nsid, ErrNotFound)
+		if ns.file != nil {
+			return ns.file.close()
+		}
+		return nil
 	}
 	s.nsTab.Store(old.with(nil, ns))
 	s.mu.Unlock()
@@ -618,6 +629,54 @@ func (s *Subsystem) RemoveNamespace(nsid uint32) error {
 		return ns.file.close()
 	}
 	return nil
+}
+
+// SetNamespaceEnabled is nvmet's namespaces/N/enable: false takes the
+// namespace out of the active list, keeping it and its data; true puts it
+// back. A change raises the namespace-attribute-changed AEN.
+func (s *Subsystem) SetNamespaceEnabled(nsid uint32, on bool) error {
+	s.mu.Lock()
+	old := s.nsTab.Load()
+	active, dis := old.byID[nsid], s.disabled[nsid]
+	switch {
+	case active == nil && dis == nil:
+		s.mu.Unlock()
+		return fmt.Errorf("namespace %d: %w", nsid, ErrNotFound)
+	case on && dis != nil:
+		delete(s.disabled, nsid)
+		s.nsTab.Store(old.with(dis, nil))
+	case !on && active != nil:
+		if s.disabled == nil {
+			s.disabled = map[uint32]*Namespace{}
+		}
+		s.disabled[nsid] = active
+		s.nsTab.Store(old.with(nil, active))
+	default:
+		s.mu.Unlock()
+		return nil // no change
+	}
+	s.mu.Unlock()
+	s.nsChanged(nsid)
+	return nil
+}
+
+// DisabledNamespace returns the disabled namespace nsid, or nil.
+func (s *Subsystem) DisabledNamespace(nsid uint32) *Namespace {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.disabled[nsid]
+}
+
+// DisabledNamespaces returns the NSIDs of the disabled namespaces.
+func (s *Subsystem) DisabledNamespaces() []uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]uint32, 0, len(s.disabled))
+	for id := range s.disabled {
+		out = append(out, id)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 func (tab *nsTable) with(add, del *Namespace) *nsTable {

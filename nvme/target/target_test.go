@@ -2,6 +2,7 @@ package target
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -1062,7 +1063,8 @@ func TestTeardownClosesIOQueues(t *testing.T) {
 // What the kernel target answers and ours did not (issue 8, behaviour 12):
 // atomic and preferred-granularity fields of one physical block, AEC 0x900
 // before any Set Features, Get Features 0x06, the firmware slot log, and a
-// discovery MAXCMD that does not clamp the host's queue size.
+// discovery MAXCMD that does not clamp the host's queue size, error log
+// entries.
 func TestAnswersAsNvmet(t *testing.T) {
 	f := newFixture(t, PortConfig{})
 	c := admin(t, f.a1, testNQN, 0, 0)
@@ -1095,6 +1097,19 @@ func TestAnswersAsNvmet(t *testing.T) {
 	must(t, "firmware slot log", c.exec(nvme.NewGetLogPage(nvme.LogFWSlot, nvme.NSIDAll, 0, false, 0, 512), fw, nil))
 	if fw[0] != 1 || strings.TrimRight(string(fw[8:16]), " ") == "" {
 		t.Errorf("firmware slot log AFI %d, slot 1 %q", fw[0], fw[8:16])
+	}
+	// A failed command: More bit, and an Error Information log entry
+	// (newest first) with its count, SQID, CID, status and NSID.
+	bad := nvme.NewIdentify(0x1F, 99, 0, 0)
+	cqe := c.exec(bad, buf, nil)
+	if cqe.Status.Code() != nvme.StatusInvalidField.Code() || !cqe.Status.More() {
+		t.Errorf("identify with an unknown CNS: status %s, want Invalid Field with More", cqe.Status)
+	}
+	el := make([]byte, 2*64)
+	must(t, "error log", c.exec(nvme.NewGetLogPage(nvme.LogError, nvme.NSIDAll, 0, false, 0, uint32(len(el))), el, nil))
+	le := binary.LittleEndian
+	if n, sqid, cid, st, nsid := le.Uint64(el), le.Uint16(el[8:]), le.Uint16(el[10:]), nvme.Status(le.Uint16(el[12:])>>1), le.Uint32(el[24:]); n != 1 || sqid != 0 || cid != cqe.CID || st.Code() != nvme.StatusInvalidField.Code() || nsid != 99 || el[64] != 0 {
+		t.Errorf("error log entry 0: count %d sqid %d cid %d status %s nsid %d; entry 1 count byte %d", n, sqid, cid, st, nsid, el[64])
 	}
 	d := admin(t, f.a2, nvme.DiscoveryNQN, 0, 0)
 	must(t, "identify discovery ctrl", d.exec(nvme.NewIdentify(nvme.CNSController, 0, 0, 0), buf, nil))

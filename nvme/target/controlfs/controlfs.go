@@ -22,7 +22,7 @@
 //	ports/N/fault/listen               read/write 0|1: stop/start listening
 //	subsystems/<nqn>/attr_model, attr_serial, attr_firmware, attr_allow_any_host
 //	subsystems/<nqn>/namespaces/<nsid>/device_path, device_size, device_uuid,
-//	                                   device_nguid, enable, ana_grpid (read/write)
+//	                                   device_nguid, enable (rw), ana_grpid (rw)
 //
 // Values read with a trailing newline; writes take the first line. A bad
 // write fails with EINVAL and changes nothing.
@@ -467,6 +467,9 @@ func (d *nsDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	for _, ns := range d.s.Namespaces() {
 		names = append(names, strconv.Itoa(int(ns.NSID())))
 	}
+	for _, id := range d.s.DisabledNamespaces() {
+		names = append(names, strconv.Itoa(int(id)))
+	}
 	return dirEntries(names, syscall.S_IFDIR), 0
 }
 
@@ -477,7 +480,9 @@ func (d *nsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*f
 	}
 	ns := d.s.Namespace(uint32(id))
 	if ns == nil {
-		return nil, syscall.ENOENT
+		if ns = d.s.DisabledNamespace(uint32(id)); ns == nil {
+			return nil, syscall.ENOENT
+		}
 	}
 	base := "subsystems/" + d.s.NQN() + "/namespaces/" + name
 	dir := d.NewInode(ctx, &fs.Inode{}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(base)})
@@ -492,7 +497,16 @@ func (d *nsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*f
 		"device_size":  {show: func() string { return strconv.FormatInt(ns.Size(), 10) }},
 		"device_uuid":  {show: func() string { return uuidStr(ids.UUID) }},
 		"device_nguid": {show: func() string { return uuidStr(ids.NGUID) }},
-		"enable":       {show: func() string { return "1" }},
+		"enable": {
+			show: func() string { return boolStr(d.s.Namespace(ns.NSID()) != nil) },
+			store: func(v string) error {
+				on, err := strconv.ParseBool(v)
+				if err != nil {
+					return err
+				}
+				d.r.log.Info("control: namespace enable", "nsid", ns.NSID(), "enable", on)
+				return d.s.SetNamespaceEnabled(ns.NSID(), on)
+			}},
 		"ana_grpid": {
 			show: func() string { return strconv.Itoa(int(ns.ANAGroup())) },
 			store: func(v string) error {

@@ -196,3 +196,41 @@ func TestTree(t *testing.T) {
 		t.Error("read-only attribute accepted a write")
 	}
 }
+
+// namespaces/N/enable takes a namespace out of the active list and puts it
+// back, as nvmet's configfs does; its data survives.
+func TestNamespaceEnable(t *testing.T) {
+	tg, dir := mount(t)
+	s := tg.Subsystem(nqn)
+	ns := s.Namespace(1)
+	if _, err := ns.WriteAt([]byte("kept"), 0); err != nil {
+		t.Fatal(err)
+	}
+	en := filepath.Join(dir, "subsystems", nqn, "namespaces", "1", "enable")
+	if got := strings.TrimSpace(read(t, en)); got != "1" {
+		t.Fatalf("enable = %q, want 1", got)
+	}
+	if err := write(en, "0"); err != nil {
+		t.Fatal(err)
+	}
+	if s.Namespace(1) != nil || len(s.Namespaces()) != 1 {
+		t.Fatal("namespace 1 still active after enable 0")
+	}
+	if got := strings.TrimSpace(read(t, en)); got != "0" {
+		t.Fatalf("enable = %q after disabling, want 0", got)
+	}
+	if err := write(en, "maybe"); err == nil {
+		t.Error("enable accepted garbage")
+	}
+	if err := write(en, "1"); err != nil {
+		t.Fatal(err)
+	}
+	back := s.Namespace(1)
+	buf := make([]byte, 4)
+	if back == nil {
+		t.Fatal("namespace 1 not back after enable 1")
+	}
+	if _, err := back.ReadAt(buf, 0); err != nil || string(buf) != "kept" {
+		t.Fatalf("data after re-enable: %q %v", buf, err)
+	}
+}
