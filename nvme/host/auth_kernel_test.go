@@ -126,7 +126,7 @@ func TestKernelTargetAuth(t *testing.T) {
 		} {
 			o := kt.opts(1)
 			o.DHCHAPSecret, o.DHCHAPCtrlSecret = keys[0], keys[1]
-			c, err := Connect(ctx, o, testLogger(t).Named(strings.ReplaceAll(name, " ", "-")), WithAdminTimeout(10*time.Second))
+			c, err := Connect(ctx, o, testLogger(t).Named(strings.ReplaceAll(name, " ", "-")), testOpts(WithAdminTimeout(10*time.Second))...)
 			if err == nil {
 				c.Close(ctx)
 				t.Fatalf("%s: connected", name)
@@ -142,7 +142,7 @@ func TestKernelTargetAuth(t *testing.T) {
 		// A host the subsystem does not list is refused at Connect.
 		o := kt.opts(1)
 		o.HostNQN = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-0000000000ff"
-		if _, err := Connect(ctx, o, testLogger(t), WithAdminTimeout(10*time.Second)); err == nil || !strings.Contains(err.Error(), "0x184") && !strings.Contains(strings.ToLower(err.Error()), "invalid host") {
+		if _, err := Connect(ctx, o, testLogger(t), testOpts(WithAdminTimeout(10*time.Second))...); err == nil || !strings.Contains(err.Error(), "0x184") && !strings.Contains(strings.ToLower(err.Error()), "invalid host") {
 			t.Errorf("unlisted host: %v", err)
 		}
 	})

@@ -2,6 +2,7 @@ package target
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/auth"
@@ -19,23 +20,40 @@ type HostAuth struct {
 	Group   auth.DHGroup // preferred DH group (default null)
 }
 
-// SetHostAuth sets (or, with a zero HostAuth, clears) the DH-HMAC-CHAP
-// setting of hostNQN. Controllers that exist keep what they started with;
-// a host re-authenticating on the admin queue gets the new one.
+// SetHostAuth creates the host entry hostNQN (nvmet's hosts/<nqn>) if
+// needed and sets its DH-HMAC-CHAP setting (a zero HostAuth: none).
+// Controllers that exist keep what they started with; a host
+// re-authenticating on the admin queue gets the new one.
 func (t *Target) SetHostAuth(hostNQN string, a HostAuth) {
 	if a.Hash == 0 {
 		a.Hash = auth.SHA256
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if a.Key == nil && a.CtrlKey == nil && a.Group == auth.DHNull && a.Hash == auth.SHA256 {
-		delete(t.hostAuth, hostNQN)
-		return
-	}
 	if t.hostAuth == nil {
 		t.hostAuth = map[string]HostAuth{}
 	}
 	t.hostAuth[hostNQN] = a
+}
+
+// Hosts returns the host entries, sorted.
+func (t *Target) Hosts() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, 0, len(t.hostAuth))
+	for h := range t.hostAuth {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RemoveHost deletes a host entry and its setting (subsystems that list
+// the host keep listing it; it then connects without authentication).
+func (t *Target) RemoveHost(hostNQN string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.hostAuth, hostNQN)
 }
 
 // HostAuth returns the DH-HMAC-CHAP setting of hostNQN.

@@ -448,9 +448,10 @@ type Subsystem struct {
 
 	nsTab atomic.Pointer[nsTable] // copy-on-write, read without locks
 
-	mu    sync.Mutex
-	ctrls map[uint16]*Controller
-	hosts map[string]bool
+	mu     sync.Mutex
+	ctrls  map[uint16]*Controller
+	hosts  map[string]bool
+	strict bool // allow_any_host set off at run time: an empty hosts list admits nobody
 	// disabled namespaces (nvmet's enable = 0): kept with their data, out
 	// of the active list.
 	disabled map[uint32]*Namespace
@@ -479,15 +480,21 @@ func (s *Subsystem) hostAllowed(hostNQN string) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cfg.AllowAnyHost || len(s.hosts) == 0 || s.hosts[hostNQN]
+	return s.anyHostLocked() || s.hosts[hostNQN]
+}
+
+// anyHostLocked: allow_any_host, or (unless set off at run time) an empty
+// host list.
+func (s *Subsystem) anyHostLocked() bool {
+	return s.cfg.AllowAnyHost || (!s.strict && len(s.hosts) == 0)
 }
 
 // SetAllowAnyHost is nvmet's attr_allow_any_host: true lets every host
-// connect (and none authenticates); false admits only the allowed hosts.
-// Existing controllers stay.
+// connect (and none authenticates); false admits only the allowed hosts,
+// none while the list is empty, as in Linux. Existing controllers stay.
 func (s *Subsystem) SetAllowAnyHost(on bool) {
 	s.mu.Lock()
-	s.cfg.AllowAnyHost = on
+	s.cfg.AllowAnyHost, s.strict = on, !on
 	s.mu.Unlock()
 }
 
@@ -495,7 +502,7 @@ func (s *Subsystem) SetAllowAnyHost(on bool) {
 func (s *Subsystem) AllowAnyHost() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cfg.AllowAnyHost || len(s.hosts) == 0
+	return s.anyHostLocked()
 }
 
 // DisallowHost removes a host NQN from the allowed hosts.

@@ -20,7 +20,14 @@
 //	ports/N/fault/short_read           read/write COUNT: the next COUNT reads
 //	                                   send half their data, then success (a lie)
 //	ports/N/fault/listen               read/write 0|1: stop/start listening
-//	subsystems/<nqn>/attr_model, attr_serial, attr_firmware, attr_allow_any_host
+//	subsystems/<nqn>/attr_model, attr_serial, attr_firmware (read-only)
+//	subsystems/<nqn>/attr_allow_any_host  read/write 0|1
+//	subsystems/<nqn>/allowed_hosts/<hostnqn>  symlink to ../../../hosts/<hostnqn>;
+//	                                   ln -s allows the host, rm disallows it
+//	hosts/<hostnqn>/                   mkdir creates the host entry, rmdir removes it
+//	hosts/<hostnqn>/dhchap_key, dhchap_ctrl_key   (0600) DHHC-1 secrets, empty: none
+//	hosts/<hostnqn>/dhchap_hash        hmac(sha256) (default), hmac(sha384), hmac(sha512)
+//	hosts/<hostnqn>/dhchap_dhgroup     null (default), ffdhe2048 ... ffdhe8192
 //	subsystems/<nqn>/namespaces/<nsid>/device_path, device_size, device_uuid,
 //	                                   device_nguid, enable (rw), ana_grpid (rw)
 //
@@ -78,6 +85,7 @@ func NewRoot(t *target.Target, log hclog.Logger) fs.InodeEmbedder {
 
 type root struct {
 	fs.Inode
+	hmu sync.Mutex // serializes read-modify-write of a host's DH-HMAC-CHAP setting
 	t   *target.Target
 	log hclog.Logger
 }
@@ -87,6 +95,7 @@ var _ = (fs.NodeOnAdder)((*root)(nil))
 func (r *root) OnAdd(ctx context.Context) {
 	r.AddChild("ports", r.NewPersistentInode(ctx, &portsDir{r: r}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("ports")}), false)
 	r.AddChild("subsystems", r.NewPersistentInode(ctx, &subsDir{r: r}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("subsystems")}), false)
+	r.AddChild("hosts", r.NewPersistentInode(ctx, &hostsDir{r: r}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino("hosts")}), false)
 }
 
 // ino gives every path a stable inode number so dynamic lookups of the
@@ -442,11 +451,21 @@ func (d *subsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	base := "subsystems/" + name
 	dir := d.NewInode(ctx, &fs.Inode{}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(base)})
 	cfg := s.Config()
-	for n, v := range map[string]string{"attr_model": cfg.Model, "attr_serial": cfg.Serial, "attr_firmware": cfg.Firmware,
-		"attr_allow_any_host": boolStr(cfg.AllowAnyHost || len(cfg.Hosts) == 0)} {
+	for n, v := range map[string]string{"attr_model": cfg.Model, "attr_serial": cfg.Serial, "attr_firmware": cfg.Firmware} {
 		v := v
 		dir.AddChild(n, dir.NewInode(ctx, &attrFile{show: func() string { return v }}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(base + "/" + n)}), true)
 	}
+	anyHost := &attrFile{show: func() string { return boolStr(s.AllowAnyHost()) }, store: func(v string) error {
+		switch v {
+		case "0", "1":
+			d.r.log.Info("control: attr_allow_any_host", "nqn", name, "value", v)
+			s.SetAllowAnyHost(v == "1")
+			return nil
+		}
+		return fmt.Errorf("attr_allow_any_host: %q", v)
+	}}
+	dir.AddChild("attr_allow_any_host", dir.NewInode(ctx, anyHost, fs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(base + "/attr_allow_any_host")}), true)
+	dir.AddChild("allowed_hosts", dir.NewInode(ctx, &allowedHostsDir{r: d.r, s: s}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(base + "/allowed_hosts")}), true)
 	dir.AddChild("namespaces", dir.NewInode(ctx, &nsDir{r: d.r, s: s}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(base + "/namespaces")}), true)
 	return dir, 0
 }
@@ -535,8 +554,9 @@ func uuidStr(u [16]byte) string {
 // read-only (0444), a nil show write-only (0200).
 type attrFile struct {
 	fs.Inode
-	show  func() string
-	store func(string) error
+	show   func() string
+	store  func(string) error
+	secret bool // 0600: holds a key
 
 	mu sync.Mutex
 }
@@ -550,6 +570,9 @@ var (
 )
 
 func (f *attrFile) mode() uint32 {
+	if f.secret {
+		return 0o600
+	}
 	var m uint32
 	if f.show != nil {
 		m |= 0o444
