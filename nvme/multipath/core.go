@@ -111,6 +111,7 @@ type Ctrl struct {
 	log   hclog.Logger
 	unsub func()
 
+	recMu    sync.Mutex // one reconcile at a time
 	mu       sync.Mutex // paths, gone
 	paths    map[uint32]*Path
 	gone     bool
@@ -369,9 +370,15 @@ func (c *Ctrl) Rescan(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	if err := r.Rescan(ctx); err != nil && !errors.Is(err, nvme.StatusHostPathError) {
+	if err := r.Rescan(ctx); err != nil {
+		if errors.Is(err, nvme.StatusHostPathError) {
+			return nil
+		}
 		return err
 	}
+	// The scan reports no change when the list equals the last one, but a
+	// namespace removed for changed identifiers comes back as new.
+	c.core.reconcile(c)
 	return nil
 }
 
@@ -381,6 +388,8 @@ func (c *Ctrl) Rescan(ctx context.Context) error {
 // for nsid %d"), a resized one updates its geometry (head size, file size
 // and I/O bound), and a namespace gone from the list loses its path.
 func (m *Core) reconcile(c *Ctrl) {
+	c.recMu.Lock()
+	defer c.recMu.Unlock()
 	nss := c.hc.Namespaces()
 	seen := map[uint32]bool{}
 	for _, ns := range nss {
