@@ -7,6 +7,7 @@ const (
 	FeatAsyncEventConfig = 0x0B
 	FeatTimestamp        = 0x0E
 	FeatKeepAliveTimer   = 0x0F
+	FeatHostBehavior     = 0x16 // Host Behavior Support: HostBehaviorSize bytes, byte 0 ACRE
 	FeatResvNotifyMask   = 0x83 // per namespace; bit N set masks notification type N
 )
 
@@ -34,3 +35,6 @@ func NumQueues(n int) uint32 {
 func ParseNumQueues(v uint32) (nsq, ncq int) {
 	return int(v&0xFFFF) + 1, int(v>>16) + 1
 }
+
+// HostBehaviorSize is the data size of the Host Behavior Support feature.
+const HostBehaviorSize = 512

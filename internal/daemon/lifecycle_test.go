@@ -7,8 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mpathfs/mpathfs/internal/demo"
+	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/target"
 )
 
@@ -186,4 +188,40 @@ func field(stat string, i int) uint64 {
 		v = v*10 + uint64(c-'0')
 	}
 	return v
+}
+
+// TestACRE (issue 8, behaviour 8, nvme_configure_acre): the controller
+// reports CRDT1 = 2 (200 ms), so the host enables ACRE with Set Features
+// Host Behavior Support; a read failing with a retryable status carrying
+// CRD=1 is retried on the same path after 200 ms and succeeds.
+func TestACRE(t *testing.T) {
+	e := newEnv(t, envOpts{demo: demo.Config{CRDT: [3]uint16{2, 0, 0}}})
+	ctrls := e.setup.Subsys.Controllers()
+	if len(ctrls) != 2 {
+		t.Fatalf("%d controllers on the target", len(ctrls))
+	}
+	for _, c := range ctrls {
+		if !c.ACRE() {
+			t.Fatalf("controller %d: ACRE not enabled by the host", c.CNTLID())
+		}
+	}
+	const crd1 = nvme.Status(1 << 11)
+	for _, p := range e.setup.Ports {
+		p.FailNextIO(1, nvme.StatusInternalError|crd1)
+	}
+	t0 := time.Now()
+	if out, err := exec.Command("dd", "if="+e.path("nvme0n1"), "of=/dev/null", "bs=4096", "count=1", "iflag=direct").CombinedOutput(); err != nil {
+		t.Fatalf("read with a CRD=1 failure: %v: %s", err, out)
+	}
+	if d := time.Since(t0); d < 200*time.Millisecond {
+		t.Errorf("the retry came after %v, before CRDT1 (200 ms)", d)
+	}
+	var retries int
+	for _, p := range []string{"nvme0c0n1", "nvme0c1n1"} {
+		v, _ := strconv.Atoi(e.cat("sys/block/" + p + "/diag/command_retries_count"))
+		retries += v
+	}
+	if retries != 1 {
+		t.Errorf("%d retries, want 1", retries)
+	}
 }

@@ -38,6 +38,8 @@ type Config struct {
 	MetadataNS []uint32
 	// Private presents the namespaces as not shared (NMIC bit 0 clear).
 	Private bool
+	// CRDT are the Command Retry Delay Times (100 ms units) Identify reports.
+	CRDT [3]uint16
 }
 
 func (c Config) withDefaults() Config {
@@ -68,7 +70,7 @@ func Start(cfg Config, log hclog.Logger) (*Setup, error) {
 	cfg = cfg.withDefaults()
 	t := target.New(log)
 	t.SetDiscoveryAllPorts(true) // one discovery finds both paths
-	s, err := t.AddSubsystem(target.SubsystemConfig{NQN: NQN, Model: "mpathfs demo", Serial: "mpathfs-demo-0001", Firmware: "1.0", AllowAnyHost: true})
+	s, err := t.AddSubsystem(target.SubsystemConfig{NQN: NQN, Model: "mpathfs demo", Serial: "mpathfs-demo-0001", Firmware: "1.0", AllowAnyHost: true, CRDT: cfg.CRDT})
 	if err != nil {
 		t.Close()
 		return nil, err

@@ -123,6 +123,9 @@ func (c *Controller) setupAssoc(ctx context.Context) (a *assoc, err error) {
 		}
 	}
 	c.configureAEN(ctx, a)
+	if err := c.configureACRE(ctx, a); err != nil {
+		return a, err
+	}
 	if !a.discovery {
 		c.enableResvNotify(ctx, a)
 	}
@@ -381,6 +384,28 @@ func (c *Controller) configureAEN(ctx context.Context, a *assoc) {
 	if _, err := c.adminCmd(ctx, a, &cmd, nil); err != nil {
 		c.log.Warn(fmt.Sprintf("Failed to configure AEN (cfg %x)", v), "error", err)
 	}
+}
+
+// configureACRE is nvme_configure_acre: when the controller reports a
+// Command Retry Delay (CRDT1 != 0), Set Features Host Behavior Support with
+// ACRE=1, so it may ask for a delay (CRD) in a retryable status. An error
+// status is ignored (the controller then sets no CRD); a lost queue fails
+// the setup.
+func (c *Controller) configureACRE(ctx context.Context, a *assoc) error {
+	if a.discovery || a.id.CRDT[0] == 0 {
+		return nil
+	}
+	buf := make([]byte, nvme.HostBehaviorSize)
+	buf[0] = 1 // NVME_ENABLE_ACRE
+	cmd := nvme.NewSetFeatures(nvme.FeatHostBehavior, 0)
+	if _, err := c.adminCmd(ctx, a, &cmd, buf); err != nil {
+		if isStatus(err) {
+			c.log.Debug("host behavior support (ACRE) refused", "error", err)
+			return nil
+		}
+		return fmt.Errorf("nvme host: set features host behavior: %w", err)
+	}
+	return nil
 }
 
 // enableResvNotify unmasks every Reservation Notification (Set Features

@@ -42,6 +42,9 @@ func (c *conn) sendAdmin(r *request, data []byte) {
 
 // adminCmd runs an admin command in the reader goroutine.
 func (c *conn) adminCmd(ctrl *Controller, r *request, dl int) bool {
+	if nvme.AdminOpcode(r.cmd.Opcode) == nvme.AdminSetFeatures && r.cmd.CDW10&0xFF == nvme.FeatHostBehavior && !ctrl.discovery {
+		return c.setHostBehavior(ctrl, r, dl)
+	}
 	if dl > 0 {
 		// No supported admin command carries host data.
 		if err := c.r.Discard(); err != nil {
@@ -93,6 +96,24 @@ func (c *conn) adminCmd(ctrl *Controller, r *request, dl int) bool {
 	return true
 }
 
+// setHostBehavior is Set Features Host Behavior Support: 512 bytes of data
+// in the capsule, byte 0 is ACRE (Advanced Command Retry Enable).
+func (c *conn) setHostBehavior(ctrl *Controller, r *request, dl int) bool {
+	data, st, ok := c.readSmallData(r, dl, nvme.HostBehaviorSize)
+	if !ok {
+		return false
+	}
+	if st == 0 && data[0] > 1 {
+		st = nvme.StatusInvalidField | nvme.StatusDNR
+	}
+	if st == 0 {
+		ctrl.acre.Store(data[0] == 1)
+		c.log.Debug("host behavior support", "cntlid", ctrl.cntlid, "acre", data[0])
+	}
+	c.complete(r, st, 0)
+	return true
+}
+
 // IdentifyController returns what Identify Controller reports for ctrl:
 // the Linux target's defaults (reference §8) with VS 1.3.
 func (c *Controller) identifyController() *nvme.IdentifyController {
@@ -104,6 +125,7 @@ func (c *Controller) identifyController() *nvme.IdentifyController {
 		SQES: 0x66, CQES: 0x44, SGLS: 0x00100001, SubNQN: cfg.NQN,
 		IOCCSZ: uint32((64 + c.port.cfg.InCapsule) / 16), IORCSZ: 1, MSDBD: 1,
 		CTRATT: nvme.CTRATTHostID128 | nvme.CTRATTTBKAS,
+		CRDT:   cfg.CRDT,
 	}
 	if c.discovery {
 		id.CNTRLTYPE = nvme.CtrlTypeDiscovery

@@ -28,6 +28,7 @@ type Controller struct {
 	t0       time.Time    // base of lastSeen (monotonic)
 	lastSeen atomic.Int64 // ns since t0 of the last command (TBKAS)
 	ready    atomic.Bool  // CSTS.RDY
+	acre     atomic.Bool  // Host Behavior Support ACRE: keep CRD in statuses
 	dying    atomic.Bool  // set by destroy before ready is cleared
 	errs     errLog
 
@@ -60,6 +61,9 @@ func newController(s *Subsystem, p *Port, cd fabrics.ConnectData, admin *conn) *
 	return &Controller{s: s, port: p, hostNQN: cd.HostNQN, hostID: cd.HostID, discovery: s.discovery,
 		t0: time.Now(), admin: admin, queues: map[uint16]*conn{}, aec: aec}
 }
+
+// ACRE reports that the host enabled Advanced Command Retry.
+func (c *Controller) ACRE() bool { return c.acre.Load() }
 
 // CNTLID returns the controller ID.
 func (c *Controller) CNTLID() uint16 { return c.cntlid }

@@ -46,6 +46,9 @@ func (c *conn) ioCmd(ctrl *Controller, r *request, dl int) bool {
 		return c.failIO(r, dl, nvme.StatusCommandSequenceError|nvme.StatusDNR)
 	}
 	if st := c.p.takeFailure(); st != 0 {
+		if !ctrl.acre.Load() {
+			st &^= nvme.StatusCRDMask // CRD only for a host that enabled ACRE
+		}
 		return c.failIO(r, dl, st)
 	}
 	op := nvme.IOOpcode(cmd.Opcode)

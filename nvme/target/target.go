@@ -90,6 +90,10 @@ type SubsystemConfig struct {
 	// MaxIOQueues bounds Set Features Number of Queues and I/O queue IDs
 	// (0 = DefaultMaxIOQueues).
 	MaxIOQueues int
+	// CRDT are the Command Retry Delay Times (100 ms units) Identify
+	// reports; a status with CRD set keeps it only for a host that enabled
+	// ACRE (Set Features Host Behavior Support), else CRD is cleared.
+	CRDT [3]uint16
 }
 
 // NamespaceConfig describes a namespace.
@@ -740,6 +744,9 @@ func (s *Subsystem) controller(id uint16) *Controller {
 	defer s.mu.Unlock()
 	return s.ctrls[id]
 }
+
+// Controllers returns the subsystem's live controllers.
+func (s *Subsystem) Controllers() []*Controller { return s.controllers() }
 
 // Namespace is a namespace of a subsystem.
 type Namespace struct {
