@@ -94,6 +94,10 @@ func (s *ctrlSource) Timeouts() sysfsview.Timeouts {
 }
 
 // Counters are the host controller's diag/ counters.
+var _ sysfsview.CounterSetter = (*ctrlSource)(nil)
+
+func (s *ctrlSource) SetCounter(name string, v uint64) bool { return s.hc.SetCounter(name, v) }
+
 func (s *ctrlSource) Counters() sysfsview.ControllerCounters {
 	c := s.hc.Counters()
 	return sysfsview.ControllerCounters{CommandErrors: c.CommandErrors, Resets: c.Resets, Reconnects: c.Reconnects,

@@ -510,6 +510,9 @@ func TestDiagCountersAndDiskAttributes(t *testing.T) {
 		{path0n1 + "/passthru_err_log_enabled", "on", "", "on"},
 		{head + "/passthru_err_log_enabled", "maybe", "Invalid argument", "off"},
 		{"sys/class/nvme/nvme0/passthru_err_log_enabled", "1", "", "on"},
+		{"sys/class/nvme/nvme0/diag/reset_count", "3", "", "3"},
+		{"sys/class/nvme/nvme0/diag/command_error_count", "0", "", "0"},
+		{"sys/class/nvme/nvme0/diag/reconnect_count", "x", "Invalid argument", "0"},
 	} {
 		msg := e.echo(c.file, c.value)
 		if (c.errWant == "") != (msg == "") || !strings.Contains(msg, c.errWant) {

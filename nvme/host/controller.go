@@ -422,6 +422,25 @@ type Counters struct {
 }
 
 // Counters returns the diag/ counters.
+// SetCounter sets one diag/ counter by its sysfs name (command_error_count,
+// reset_count, reconnect_count, reservation_notification_count), as
+// writing the file does in Linux; it reports false for another name.
+func (c *Controller) SetCounter(name string, v uint64) bool {
+	switch name {
+	case "command_error_count":
+		c.cmdErrors.Store(v)
+	case "reset_count":
+		c.resets.Store(v)
+	case "reconnect_count":
+		c.reconnects.Store(v)
+	case "reservation_notification_count":
+		c.resvNotices.Store(v)
+	default:
+		return false
+	}
+	return true
+}
+
 func (c *Controller) Counters() Counters {
 	return Counters{CommandErrors: c.cmdErrors.Load(), Resets: c.resets.Load(), Reconnects: c.reconnects.Load(),
 		StateChanges: c.stateChanges.Load()}
