@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/mpathfs/mpathfs/internal/kttest"
+	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/auth"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
+	"github.com/mpathfs/mpathfs/nvme/target"
 )
 
 func genDHCHAPKey(t *testing.T, nqn string, hmac int) string {
@@ -135,4 +137,41 @@ func TestKernelTargetDHCHAP(t *testing.T) {
 	if state("nvme1") != "live" {
 		t.Fatalf("nvme1 %s", state("nvme1"))
 	}
+}
+
+// TestDHCHAPAuthRequiredRetries: with our target requiring DH-HMAC-CHAP
+// (bidirectional, SHA-256, ffdhe2048), an I/O that fails with
+// Authentication Required (0x191, no DNR) re-authenticates its controller
+// and is retried: dd through the mount succeeds and the data reads back.
+func TestDHCHAPAuthRequiredRetries(t *testing.T) {
+	requireFUSE(t, "dd")
+	hk, err := auth.ParseKey("DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPo:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := auth.ParseKey("DHHC-1:01:AQgPFh0kKzI5QEdOVVxjanF4f4aNlJuiqbC3vsXM09pl1OOC:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envConfig{DHCHAP: &target.HostAuth{Key: hk, CtrlKey: ck, Hash: auth.SHA256, Group: auth.FFDHE2048}})
+	authed := func() int { return e.logs.Count("qid 0: authenticated with hash hmac(sha256) dhgroup ffdhe2048") }
+	if n := authed(); n != 2 {
+		t.Fatalf("%d admin queue authentications, want 2", n)
+	}
+	for _, p := range e.setup.Ports {
+		p.FailNextIO(1, nvme.StatusAuthRequired)
+	}
+	data := bytes.Repeat([]byte("reauth!\n"), 1<<17) // 1 MiB
+	src := filepath.Join(t.TempDir(), "src")
+	os.WriteFile(src, data, 0o600)
+	if out, err := run(t, "dd", "if="+src, "of="+e.path("nvme0n1"), "bs=1M", "oflag=direct", "conv=notrunc", "status=none"); err != nil {
+		t.Fatalf("dd: %v %s", err, out)
+	}
+	if got := readAll(t, e.path("nvme0n1"), len(data)); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+	if n0, _ := e.setup.Ports[0].PendingFailures(); n0 != 0 {
+		t.Fatal("the I/O path never saw the injected 0x191")
+	}
+	e.waitFor("a re-authentication after 0x191", 10*time.Second, func() bool { return authed() > 2 })
 }

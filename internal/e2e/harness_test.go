@@ -23,6 +23,7 @@ import (
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 	"github.com/mpathfs/mpathfs/nvme/host"
+	"github.com/mpathfs/mpathfs/nvme/target"
 )
 
 // requireFUSE skips unless the test can mount FUSE and run the tools.
@@ -71,6 +72,10 @@ type envConfig struct {
 	// PersistentDiscovery connects through a persistent discovery
 	// controller on port 0 instead of configured controllers.
 	PersistentDiscovery bool
+	// DHCHAP, if set, makes the demo target require DH-HMAC-CHAP of the
+	// daemon's host NQN with these settings, and gives the controllers
+	// the secrets.
+	DHCHAP *target.HostAuth
 }
 
 type env struct {
@@ -160,6 +165,14 @@ func newEnv(t *testing.T, c envConfig) *env {
 		t.Cleanup(func() { setup.Close() })
 		e.setup = setup
 		cfg.Controllers = setup.Options(base)
+		if a := c.DHCHAP; a != nil {
+			setup.Target.SetHostAuth(base.HostNQN, *a)
+			setup.Subsys.AllowHost(base.HostNQN)
+			setup.Subsys.SetAllowAnyHost(false)
+			for i := range cfg.Controllers {
+				cfg.Controllers[i].DHCHAPSecret, cfg.Controllers[i].DHCHAPCtrlSecret = a.Key, a.CtrlKey
+			}
+		}
 		for _, i := range c.DownAtStart {
 			if err := setup.Ports[i].StopListening(); err != nil {
 				t.Fatal(err)

@@ -187,3 +187,24 @@ func TestFence(t *testing.T) {
 		t.Fatalf("cancelled fence: %v", err)
 	}
 }
+
+type reauthCtrl struct {
+	*fakeCtrl
+	reauths int
+}
+
+func (r *reauthCtrl) RequestReauth() { r.reauths++ }
+
+// TestClassifyAuthRequired: Authentication Required without DNR is
+// nvme_decide_disposition's AUTHENTICATE: the controller re-authenticates
+// and the command is retried on the same path; with DNR it completes.
+func TestClassifyAuthRequired(t *testing.T) {
+	f := &reauthCtrl{fakeCtrl: newFake()}
+	p := NewPath(f, f.ns, hclog.NewNullLogger())
+	if got := p.Classify(nvme.StatusAuthRequired, 0); got != (mpath.Verdict{Action: mpath.ActionRetry}) || f.reauths != 1 {
+		t.Fatalf("0x191: %+v, %d re-authentications", got, f.reauths)
+	}
+	if got := p.Classify(nvme.StatusAuthRequired|nvme.StatusDNR, 0); got != (mpath.Verdict{Action: mpath.ActionComplete}) || f.reauths != 1 {
+		t.Fatalf("0x191 DNR: %+v, %d re-authentications", got, f.reauths)
+	}
+}
