@@ -112,3 +112,33 @@ func TestDuplicateConnect(t *testing.T) {
 		t.Errorf("third path: %v", err)
 	}
 }
+
+// TestHostAddressOptions (issue 8, behaviour 6): host_traddr, host_iface
+// and tos reach the sockets of a real connection (the target sees the
+// source address, sysfs address shows them), an unknown host_iface fails
+// the connect with ENODEV.
+func TestHostAddressOptions(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	o := e.setup.Options(e.base)[0]
+	o.HostTrAddr, o.HostIface, o.Tos = "127.0.0.2", "lo", 0x28
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.d.Connect(ctx, o); err != nil {
+		t.Fatalf("connect with host_traddr, host_iface, tos: %v", err)
+	}
+	e.waitCat("sys/class/nvme/nvme2/state", "live")
+	addr := e.cat("sys/class/nvme/nvme2/address")
+	for _, want := range []string{"host_traddr=127.0.0.2", "host_iface=lo", "src_addr=127.0.0.2"} {
+		if !strings.Contains(addr, want) {
+			t.Errorf("address %q lacks %s", addr, want)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "remote=127.0.0.2:") {
+		t.Error("the target saw no connection from 127.0.0.2")
+	}
+	o.HostTrAddr, o.HostIface = "", "nosuch0"
+	err := e.d.Connect(ctx, o)
+	if !errors.Is(err, syscall.ENODEV) || !strings.Contains(err.Error(), "invalid interface passed") {
+		t.Errorf("unknown host_iface: %v, want ENODEV", err)
+	}
+}

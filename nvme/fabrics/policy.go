@@ -26,8 +26,9 @@ func (o Options) ReconnectDelayOrDefault() time.Duration {
 
 // SameController reports whether o and p name the same controller
 // (nvmf_ip_options_match plus nvmf_ctlr_matches_baseopts): same traddr,
-// trsvcid and subsystem NQN, and host NQN, host ID, host_traddr and
-// host_iface equal where both are given.
+// trsvcid, subsystem NQN, host_traddr and host_iface (an option given on
+// one side only differs), and host NQN and host ID equal where both are
+// given.
 func (o Options) SameController(p Options) bool {
 	if o.TrAddr != p.TrAddr || o.TrSvcID != p.TrSvcID || o.SubsysNQN != p.SubsysNQN {
 		return false
@@ -38,13 +39,9 @@ func (o Options) SameController(p Options) bool {
 	if o.HostID != ([16]byte{}) && p.HostID != ([16]byte{}) && o.HostID != p.HostID {
 		return false
 	}
-	if o.HostTrAddr != "" && p.HostTrAddr != "" && o.HostTrAddr != p.HostTrAddr {
-		return false
-	}
-	if o.HostIface != "" && p.HostIface != "" && o.HostIface != p.HostIface {
-		return false
-	}
-	return true
+	// nvmf_ip_options_match: host_traddr and host_iface match only if
+	// both give the same value or neither gives one.
+	return o.HostTrAddr == p.HostTrAddr && o.HostIface == p.HostIface
 }
 
 // CheckDuplicate refuses a connect to a controller that is already
