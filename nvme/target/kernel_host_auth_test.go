@@ -47,14 +47,19 @@ func TestKernelHostAuth(t *testing.T) {
 	_, p1, _ := strings.Cut(f.a1, ":")
 	_, p2, _ := strings.Cut(f.a2, ":")
 	hk, ck, other := genKeyText(t, hostNQN, 1), genKeyText(t, hostNQN, 0), genKeyText(t, hostNQN, 2)
-	for _, tc := range []struct {
+	type tcase struct {
 		hash  auth.Hash
 		group auth.DHGroup
 		bi    bool
-	}{
-		{auth.SHA256, auth.FFDHE2048, true},
-		{auth.SHA512, auth.DHNull, false},
-	} {
+	}
+	cases := []tcase{{auth.SHA256, auth.FFDHE2048, true}, {auth.SHA512, auth.DHNull, false}}
+	if os.Getenv("MPATHFS_AUTH_ALL_GROUPS") == "1" {
+		cases = nil // every group, bidirectional SHA-512, for timings
+		for _, g := range auth.DHGroups {
+			cases = append(cases, tcase{auth.SHA512, g, true})
+		}
+	}
+	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%v/%v/bi=%v", tc.hash, tc.group, tc.bi), func(t *testing.T) {
 			a := HostAuth{Key: mustKey(t, hk), Hash: tc.hash, Group: tc.group}
 			opts := []string{"dhchap_secret=" + hk}
