@@ -327,7 +327,12 @@ func (c *Controller) updateANATTLocked(a *assoc) {
 		}
 	}
 	switch {
-	case inChange && a.anatt == nil:
+	case inChange:
+		// mod_timer: every log read that still shows a group in change
+		// re-arms the timer for a full 2×ANATT.
+		if a.anatt != nil {
+			a.anatt.Stop()
+		}
 		d := 2 * time.Duration(a.id.ANATT) * time.Second
 		a.anatt = c.clk.AfterFunc(d, func() {
 			c.log.Warn("ANATT timeout, resetting controller.")

@@ -311,7 +311,17 @@ func (p *Path) Classify(err error, retries int) mpath.Verdict {
 }
 
 // AccessState maps the ANA state: optimized, non-optimized, or other.
-func (p *Path) AccessState() mpath.AccessState { return mpath.AccessState(p.access.Load()) }
+// A controller being deleted is at best non-optimized, as
+// nvme_path_is_optimized requires LIVE: the numa cache drops it and the
+// selection prefers another optimized path, falling back to it only if
+// nothing else is left (DELETING is not disabled).
+func (p *Path) AccessState() mpath.AccessState {
+	a := mpath.AccessState(p.access.Load())
+	if a == mpath.StateOptimized && p.ctrl.State() == host.StateDeleting {
+		return mpath.StateNonOptimized
+	}
+	return a
+}
 
 // Disabled reports a controller that is not LIVE or DELETING (Linux's
 // nvme_path_is_disabled; ANA-pending and not-ready are tracked by mpath),

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mpathfs/mpathfs/mpath"
+	"github.com/mpathfs/mpathfs/mpath/mpathtest"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/host"
 )
@@ -164,26 +165,33 @@ func TestAccessStateAndDisabled(t *testing.T) {
 func TestFence(t *testing.T) {
 	f := newFake()
 	p := NewPath(f, f.ns, hclog.NewNullLogger())
+	clk := mpathtest.NewClock()
+	p.clk = clk // fake time
 	ctx := context.Background()
 	if err := p.Fence(ctx, nvme.StatusANAInaccessible); err != nil {
 		t.Fatal(err)
 	}
-	lost := time.Now()
-	start := time.Now()
-	if err := p.Fence(ctx, &host.AbortedError{LostAt: lost, KATO: 150 * time.Millisecond, CQT: 50 * time.Millisecond}); err != nil {
+	lost := clk.Now()
+	done := make(chan error, 1)
+	go func() { done <- p.Fence(ctx, &host.AbortedError{LostAt: lost, KATO: 150 * time.Millisecond, CQT: 50 * time.Millisecond}) }()
+	clk.WaitPending(1)
+	clk.Advance(199 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("fence returned (%v) before LostAt+KATO+CQT (200ms)", err)
+	default:
+	}
+	clk.Advance(time.Millisecond)
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if el := time.Since(start); el < 190*time.Millisecond {
-		t.Fatalf("fence returned after %s, before LostAt+KATO+CQT (200ms)", el)
-	}
-	// Already past: no wait.
-	start = time.Now()
-	if err := p.Fence(ctx, &host.AbortedError{LostAt: lost.Add(-time.Hour), KATO: time.Second}); err != nil || time.Since(start) > 50*time.Millisecond {
+	// Already past: no wait (no timer armed).
+	if err := p.Fence(ctx, &host.AbortedError{LostAt: lost.Add(-time.Hour), KATO: time.Second}); err != nil || clk.Pending() != 0 {
 		t.Fatalf("stale fence waited or failed: %v", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := p.Fence(cctx, &host.AbortedError{LostAt: time.Now(), KATO: time.Hour}); !errors.Is(err, context.Canceled) {
+	if err := p.Fence(cctx, &host.AbortedError{LostAt: clk.Now(), KATO: time.Hour}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled fence: %v", err)
 	}
 }

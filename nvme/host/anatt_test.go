@@ -1,0 +1,61 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mpathfs/mpathfs/mpath/mpathtest"
+	"github.com/mpathfs/mpathfs/nvme"
+)
+
+// TestANATTRearmedOnEveryRead (issue 8, behaviour 7): every ANA log read
+// that still shows a group in change re-arms the 2×ANATT timer
+// (mod_timer in nvme_read_ana_log); the controller is reset only 2×ANATT
+// after the last such read. Fake time; our target reports ANATT 10 s.
+func TestANATTRearmedOnEveryRead(t *testing.T) {
+	e := newEnv(t)
+	clk := mpathtest.NewClock()
+	o := e.opts(0)
+	o.KeepAliveTmo = time.Minute // the target's timer runs on real time
+	c := connect(t, o, WithClock(clk))
+	if got := c.Identify().ANATT; got != 10 {
+		t.Fatalf("ANATT %d, want our target's 10", got)
+	}
+	ev := record(c)
+	anaRead := func() { ev.wait(t, "an ANA log read", func(e Event) bool { return e.Kind == ANAChanged }) }
+	e.ports[0].SetANAState(1, nvme.ANAChange)
+	anaRead()
+	clk.Advance(15 * time.Second)
+	e.ports[0].SetANAState(2, nvme.ANANonOptimized) // another AEN: the read still shows group 1 in change
+	anaRead()
+	clk.Advance(15 * time.Second) // 30 s after the first read, 15 s after the last
+	if n := c.Counters().Resets; n != 0 || c.State() != StateLive {
+		t.Fatalf("reset %d times (state %s) 15 s after the last read showing change", n, c.State())
+	}
+	clk.Advance(6 * time.Second) // 21 s after the last read
+	ev.waitState(t, StateResetting)
+}
+
+// TestInvalidMNANFailsConnect (issue 8, behaviour 7): a controller using
+// ANA with MNAN 0 or MNAN > NN fails the connect with EINVAL, as
+// nvme_mpath_init_identify does.
+func TestInvalidMNANFailsConnect(t *testing.T) {
+	for _, mnan := range []uint32{0, 1 << 20} {
+		f := newFakeCtrl()
+		f.id.CMIC |= nvme.CMICANA
+		f.id.NANAGRPID, f.id.ANAGRPMAX = 1, 1
+		f.id.NN, f.id.MNAN = 16, mnan
+		c, err := fakeConnect(t, f, nil)
+		if err == nil {
+			c.Close(context.Background())
+			t.Fatalf("MNAN %d: connected", mnan)
+		}
+		if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "Invalid MNAN value") {
+			t.Errorf("MNAN %d: %v, want EINVAL 'Invalid MNAN value'", mnan, err)
+		}
+	}
+}
