@@ -173,7 +173,9 @@ func TestFence(t *testing.T) {
 	}
 	lost := clk.Now()
 	done := make(chan error, 1)
-	go func() { done <- p.Fence(ctx, &host.AbortedError{LostAt: lost, KATO: 150 * time.Millisecond, CQT: 50 * time.Millisecond}) }()
+	go func() {
+		done <- p.Fence(ctx, &host.AbortedError{LostAt: lost, KATO: 150 * time.Millisecond, CQT: 50 * time.Millisecond})
+	}()
 	clk.WaitPending(1)
 	clk.Advance(199 * time.Millisecond)
 	select {
