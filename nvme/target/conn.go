@@ -751,6 +751,9 @@ func (c *conn) dispatch(r *request) {
 	}
 	if op == nvme.IORead {
 		data := r.ns.ram.rlock(r.off, r.n)
+		if c.p.takeShort() {
+			data = data[:len(data)/2]
+		}
 		_ = c.queueDataLocked(r, data) // copied unless it is large
 		r.ns.ram.runlock(r.off, r.n)
 	} else {
