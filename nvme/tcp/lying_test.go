@@ -41,6 +41,21 @@ var lyingTargetMatrix = []lie{
 	{name: "C2HData SUCCESS early", script: func(f *fakeCtrl, cid uint16) {
 		f.sendC2H(cid, 0, pattern(1024, 1), true, true)
 	}, wantErr: "completed with success after 1024 of 8192"},
+	// A write completed with success before the controller asked for all
+	// its data: acknowledged, never written.
+	{name: "write: CapsuleResp success without R2T", write: true, script: func(f *fakeCtrl, cid uint16) {
+		f.sendResp(cid, 0, 0)
+	}, wantErr: "write completed with success after R2Ts for 0 of 8192"},
+	{name: "write: CapsuleResp success after half the R2Ts", write: true, script: func(f *fakeCtrl, cid uint16) {
+		f.sendR2T(cid, 1, 0, 4096)
+		f.wantH2C()
+		f.sendResp(cid, 0, 0)
+	}, wantErr: "after R2Ts for 4096 of 8192"},
+	{name: "write: R2T gap, then success", write: true, script: func(f *fakeCtrl, cid uint16) {
+		f.sendR2T(cid, 1, 4096, 4096)
+		f.wantH2C()
+		f.sendResp(cid, 0, 0)
+	}, wantErr: "after R2Ts for 4096 of 8192"},
 	// Data placement: strictly in order, no gaps, no overlap, no excess.
 	{name: "C2HData DATAO skips", script: func(f *fakeCtrl, cid uint16) {
 		f.sendC2H(cid, 512, make([]byte, 512), false, false)
@@ -125,6 +140,9 @@ var lyingTargetMatrix = []lie{
 		f.sendC2H(cid, 0, make([]byte, 4096), false, false)
 		f.sendResp(cid, nvme.StatusDataTransferError, 0)
 	}, wantStatus: nvme.StatusDataTransferError},
+	{name: "write: error status before any R2T", write: true, script: func(f *fakeCtrl, cid uint16) {
+		f.sendResp(cid, nvme.StatusANAInaccessible, 0)
+	}, wantStatus: nvme.StatusANAInaccessible},
 }
 
 // TestLyingTarget runs the lying-target matrix: for each lie, an 8 KiB read

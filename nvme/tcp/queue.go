@@ -122,6 +122,7 @@ type request struct {
 	// Reader side only (reset by Exec before submission).
 	received uint32 // C2H bytes placed so far
 	r2tEnd   uint32 // end of the last R2T window accepted
+	r2tBytes uint32 // H2C bytes requested by R2Ts so far
 	ddgstErr bool   // a C2HData of this command failed its data digest
 
 	// Result, written by the completer before signalling done.
@@ -411,7 +412,7 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 		req.cmd.DPTR.Type = nvme.SGLDataBlockOffset // Addr = ICDOFF = 0
 	}
 	req.data, req.dir = data, dir
-	req.sent, req.received, req.r2tEnd, req.ddgstErr = 0, 0, 0, false
+	req.sent, req.received, req.r2tEnd, req.r2tBytes, req.ddgstErr = 0, 0, 0, 0, false
 	req.timedOut.Store(false)
 	req.label.Store(uint32(req.cid) | uint32(cmd.Opcode)<<16)
 	req.timeoutNs.Store(int64(timeout))

@@ -108,6 +108,10 @@ func (q *Queue) recvResp() error {
 	if cqe.Status.OK() && req.received != uint32(len(req.data)) && req.dir == dirC2H {
 		return shortRead(pdu.TypeCapsuleResp, req)
 	}
+	if cqe.Status.OK() && req.dir == dirH2C && !req.inCapsule && req.r2tBytes != uint32(len(req.data)) {
+		// A write acknowledged without all its data: it would be lost.
+		return protoErr(pdu.FESSequenceError, 0, "CapsuleResp: CID %#04x: write completed with success after R2Ts for %d of %d bytes", req.cid, req.r2tBytes, len(req.data))
+	}
 	if req.ddgstErr {
 		// Linux keeps the data transfer error recorded for the request.
 		cqe.Status = nvme.StatusDataTransferError
@@ -199,6 +203,7 @@ func (q *Queue) recvR2T() error {
 		return protoErr(pdu.FESDataOutOfRange, 16, "R2T CID %#04x: %d bytes at %d exceed the command's %d", r.CCCID, r.Length, r.Offset, len(req.data))
 	}
 	req.r2tEnd = r.Offset + r.Length
+	req.r2tBytes += r.Length
 	select {
 	case req.r2t <- r:
 		return nil
