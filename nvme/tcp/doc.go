@@ -42,8 +42,9 @@
 // command's length. A read that completes with success (CapsuleResp, or
 // C2HData with SUCCESS) before every byte arrived is fatal too: its buffer
 // holds stale bytes, so it is failed with the queue and re-sent on another
-// path (Linux completes it). An error status after partial data is the
-// command's own error. lyingTargetMatrix in lying_test.go lists every lie
+// path (Linux completes it). Likewise a write completed with success before
+// its R2Ts asked for all its data (it would be acknowledged, never written).
+// An error status after partial data is the command's own error. lyingTargetMatrix in lying_test.go lists every lie
 // the queue detects, one scripted case each; TestICRespChecks the setup-time
 // ones.
 //
