@@ -49,6 +49,17 @@ func NewController(p CtrlParams) *Controller {
 	return &Controller{p: p, step: IDNegotiate}
 }
 
+// Update replaces the parameters for the next negotiation (a changed
+// host key, hash or group: nvmet re-reads them when the host negotiates
+// again). The queue stays authenticated until that exchange fails.
+func (c *Controller) Update(p CtrlParams) {
+	if p.Seq == nil {
+		p.Seq = c.p.Seq
+	}
+	p.Rand = orRand(p.Rand)
+	c.p = p
+}
+
 // Authenticated reports whether the host has authenticated on this queue.
 func (c *Controller) Authenticated() bool { return c.authenticated }
 

@@ -87,13 +87,34 @@ func (t *Target) authParams(s *Subsystem, hostNQN string) *auth.CtrlParams {
 		Hash: a.Hash, Group: a.Group, Seq: &t.authSeq}
 }
 
+// refreshAuth returns the controller's DH-HMAC-CHAP parameters for a new
+// negotiation; on the admin queue it re-reads them from the host entry
+// first (nvmet_setup_auth on a qid 0 re-negotiation), so a rotated key,
+// hash or group applies to the re-authentication and to the I/O queues
+// after it. A host entry that lost its key keeps the old parameters.
+func (ctrl *Controller) refreshAuth(admin bool) auth.CtrlParams {
+	var p *auth.CtrlParams
+	if admin {
+		p = ctrl.s.t.authParams(ctrl.s, ctrl.hostNQN) // outside ctrl.mu: takes the target's and subsystem's locks
+	}
+	ctrl.mu.Lock()
+	defer ctrl.mu.Unlock()
+	if p != nil {
+		ctrl.auth = p
+	}
+	return *ctrl.auth
+}
+
 // startAuth arms DH-HMAC-CHAP on this queue after its Connect; the
 // Connect completion then carries AUTHREQ ATR.
 func (c *conn) startAuth(ctrl *Controller) uint32 {
-	if ctrl.auth == nil {
+	ctrl.mu.Lock()
+	p := ctrl.auth
+	ctrl.mu.Unlock()
+	if p == nil {
 		return 0
 	}
-	c.auth = auth.NewController(*ctrl.auth)
+	c.auth = auth.NewController(*p)
 	qid := c.qid
 	c.auth.Log = func(msg string) {
 		c.log.Warn(fmt.Sprintf("ctrl %d qid %d %s", ctrl.cntlid, qid, msg))
@@ -135,6 +156,11 @@ func (c *conn) authCmd(r *request, dl int) bool {
 	}
 	if send {
 		data, st, ok := c.readSmallData(r, dl, int(n))
+		if ok && st == 0 {
+			if typ, id := auth.Kind(data); typ == auth.TypeCommon && id == auth.IDNegotiate {
+				c.auth.Update(ctrl.refreshAuth(c.qid == 0))
+			}
+		}
 		if !ok {
 			return false
 		}

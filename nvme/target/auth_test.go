@@ -137,3 +137,32 @@ func TestAuthNotListed(t *testing.T) {
 	cqe := c.connect(0, 31, 0, testNQN, fabrics.CNTLIDDynamic, strings.Replace(testHostNQN, "0001", "0002", 1))
 	wantStatus(t, "connect", cqe, nvme.StatusConnectInvalidHost|nvme.StatusDNR)
 }
+
+// TestAuthKeyRotation: a host key changed on the target applies when the
+// host negotiates again on the admin queue (and to I/O queues after
+// that); the old key is refused then.
+func TestAuthKeyRotation(t *testing.T) {
+	f := authFixture(t)
+	adm := dial(t, f.a1, 0)
+	adm.inCap = fabrics.AdminInCapsuleMax
+	adm.cntlid = uint16(must(t, "admin connect", adm.connect(0, 31, 0, testNQN, fabrics.CNTLIDDynamic, testHostNQN)).DW0)
+	if _, err := auth.Authenticate(context.Background(), rawAuth{adm}, hostParams(t, authKey, authCtrl)); err != nil {
+		t.Fatal(err)
+	}
+	adm.enable()
+	f.t.SetHostAuth(testHostNQN, HostAuth{Key: mustKey(t, authOther), CtrlKey: mustKey(t, authCtrl), Hash: auth.SHA512, Group: auth.DHNull})
+	p := hostParams(t, authOther, authCtrl)
+	p.TID = 2
+	res, err := auth.Authenticate(context.Background(), rawAuth{adm}, p)
+	if err != nil || res.Hash != auth.SHA512 || res.Group != auth.DHNull {
+		t.Fatalf("re-authentication with the new key: %+v %v", res, err)
+	}
+	_ = adm.propGet(fabrics.RegCSTS, false)
+	must(t, "num queues", adm.exec(nvme.NewSetFeatures(nvme.FeatNumQueues, nvme.NumQueues(2)), nil, nil))
+	q := dial(t, f.a1, 0)
+	q.inCap = DefaultInCapsule
+	must(t, "io connect", q.connect(1, 127, 0, testNQN, adm.cntlid, testHostNQN))
+	if _, err := auth.Authenticate(context.Background(), rawAuth{q}, hostParams(t, authKey, "")); !errors.Is(err, syscall.EKEYREJECTED) {
+		t.Fatalf("old key on a new I/O queue: %v", err)
+	}
+}
