@@ -97,6 +97,29 @@ func TestKernelHostAuth(t *testing.T) {
 			if out := k.Ctl(t, "khost", "dd", dev, "4"); !strings.Contains(out, "data verified OK") {
 				t.Fatalf("dd: %s", out)
 			}
+			if tc.bi {
+				// Key rotation: the new key here, then the kernel host's
+				// sysfs dhchap_secret: it re-authenticates every queue.
+				nk := genKeyText(t, hostNQN, 3)
+				a.Key = mustKey(t, nk)
+				f.t.SetHostAuth(hostNQN, a)
+				count := func() int { return strings.Count(k.Ctl(t, "dmesg", "400"), "qid 0: authenticated with hash") }
+				before := count()
+				k.Ctl(t, "sh", "for c in /sys/class/nvme/nvme*; do echo '"+nk+"' > $c/dhchap_secret; done")
+				deadline := time.Now().Add(30 * time.Second)
+				for count() < before+2 {
+					if time.Now().After(deadline) {
+						t.Fatalf("no re-authentication after the key change:\n%s", k.Ctl(t, "dmesg", "30"))
+					}
+					time.Sleep(500 * time.Millisecond)
+				}
+				if dm := k.Ctl(t, "dmesg", "30"); strings.Contains(dm, "authentication failed") {
+					t.Fatalf("re-authentication failed:\n%s", dm)
+				}
+				if out := k.Ctl(t, "khost", "dd", dev, "2"); !strings.Contains(out, "data verified OK") {
+					t.Fatalf("dd after the key change: %s", out)
+				}
+			}
 			k.Ctl(t, "khost", "disconnect")
 		})
 	}
