@@ -46,6 +46,7 @@ const (
 const (
 	AENNSChanged       = 0x00040002
 	AENANAChange       = 0x000C0302
+	AENFWActivation    = 0x00030102 // notice: firmware activation starting (log page 03h)
 	AENDiscoveryChange = 0x0070F002
 )
 

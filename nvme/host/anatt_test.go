@@ -10,6 +10,7 @@ import (
 
 	"github.com/mpathfs/mpathfs/mpath/mpathtest"
 	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/target"
 )
 
 // TestANATTRearmedOnEveryRead (issue 8, behaviour 7): every ANA log read
@@ -57,5 +58,46 @@ func TestInvalidMNANFailsConnect(t *testing.T) {
 		if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "Invalid MNAN value") {
 			t.Errorf("MNAN %d: %v, want EINVAL 'Invalid MNAN value'", mnan, err)
 		}
+	}
+}
+
+// TestFirmwareActivationNotice (issue 8, behaviour 10): a Firmware
+// Activation Starting notice is handled as nvme_fw_act_work does: CSTS.PP
+// is polled (on fake time) until the controller resumes, the firmware slot
+// log is read (clearing the event), the controller stays live and the next
+// notice is delivered too.
+func TestFirmwareActivationNotice(t *testing.T) {
+	e := newEnv(t)
+	// The env's subsystem has no notices; a second subsystem has them.
+	sub, err := e.tgt.AddSubsystem(target.SubsystemConfig{NQN: testNQN + "-fw", AllowAnyHost: true, FirmwareActivationNotices: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.AddNamespace(target.NamespaceConfig{NSID: 1, Size: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ports[0].LinkSubsystem(testNQN + "-fw"); err != nil {
+		t.Fatal(err)
+	}
+	clk := mpathtest.NewClock()
+	o := e.opts(0)
+	o.SubsysNQN = testNQN + "-fw"
+	o.KeepAliveTmo = time.Minute // the target's timer runs on real time
+	c := connect(t, o, WithClock(clk))
+	for i := 1; i <= 2; i++ {
+		sub.StartFirmwareActivation()
+		clk.WaitPending(2) // keep-alive ticker + the host's 100 ms poll sleep: it saw PP set
+		sub.EndFirmwareActivation()
+		clk.Advance(100 * time.Millisecond)
+		deadline := time.Now().Add(failAfter)
+		for c.Counters().FWActivations != uint64(i) {
+			if time.Now().After(deadline) {
+				t.Fatalf("activation %d not handled", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if c.State() != StateLive || c.Counters().Resets != 0 {
+		t.Fatalf("state %s, %d resets after firmware activations", c.State(), c.Counters().Resets)
 	}
 }

@@ -375,7 +375,7 @@ func (c *Controller) setupIOQueues(ctx context.Context, a *assoc, addr string) e
 // configureAEN enables the events the host handles: OAES & (NS attribute |
 // ANA change | discovery change). A failure is only logged, like Linux.
 func (c *Controller) configureAEN(ctx context.Context, a *assoc) {
-	want := uint32(nvme.AENCfgNSAttr | nvme.AENCfgANAChange | nvme.AENCfgDiscoveryChange)
+	want := uint32(nvme.AENCfgNSAttr | nvme.AENCfgFWActivation | nvme.AENCfgANAChange | nvme.AENCfgDiscoveryChange)
 	v := a.id.OAES & want
 	if v == 0 {
 		return
@@ -384,6 +384,46 @@ func (c *Controller) configureAEN(ctx context.Context, a *assoc) {
 	if _, err := c.adminCmd(ctx, a, &cmd, nil); err != nil {
 		c.log.Warn(fmt.Sprintf("Failed to configure AEN (cfg %x)", v), "error", err)
 	}
+}
+
+// firmwareActivation is nvme_fw_act_work after a Firmware Activation
+// Starting notice: poll CSTS.PP every 100 ms until the controller resumes
+// processing, at most the admin timeout (our Identify does not parse
+// MTFA); then read the firmware slot log, which clears the event. A
+// controller still paused after that is reset ("Fw activation timeout,
+// reset controller"). I/O is not quiesced meanwhile: a paused controller
+// holds it, and a command it does not complete in time is the I/O
+// timeout's business. It reports false if the association is going away.
+func (c *Controller) firmwareActivation(a *assoc) bool {
+	c.log.Info("firmware activation starting")
+	deadline := c.clk.Now().Add(c.tunable().adminTimeout)
+	for {
+		v, err := c.propGet(a.ctx, a, fabrics.RegCSTS, false)
+		if err != nil {
+			return false
+		}
+		if !fabrics.CSTS(v).PP() {
+			break
+		}
+		if c.clk.Now().After(deadline) {
+			c.log.Warn("Fw activation timeout, reset controller")
+			c.resetAsync(a, errors.New("firmware activation timeout"), nil)
+			return false
+		}
+		if err := clock.Sleep(a.ctx, c.clk, 100*time.Millisecond); err != nil {
+			return false
+		}
+	}
+	buf := make([]byte, 512)
+	cmd := nvme.NewGetLogPage(nvme.LogFWSlot, nvme.NSIDAll, 0, false, 0, uint32(len(buf)))
+	if _, err := c.adminCmd(a.ctx, a, &cmd, buf); err != nil {
+		c.log.Warn("reading the firmware slot log failed", "error", err)
+		return a.ctx.Err() == nil
+	}
+	c.fwActivations.Add(1)
+	slot := max(int(buf[0]&7), 1) // AFI: the active slot; FRS<n> at 8*n
+	c.log.Info("firmware activated", "slot", slot, "revision", trimID(string(buf[8*slot:8*slot+8])))
+	return true
 }
 
 // configureACRE is nvme_configure_acre: when the controller reports a
@@ -586,6 +626,12 @@ func (a *assoc) aerLoop() {
 		switch {
 		case ev.Type == nvme.AENTypeNotice && ev.Info == nvme.AENInfoANAChange:
 			kick(a.anaKick)
+		case ev.Type == nvme.AENTypeNotice && ev.Info == nvme.AENInfoFWActivation:
+			// Handled before the next AER is sent (nvme_fw_act_work
+			// requeues the async event work when done).
+			if !c.firmwareActivation(a) {
+				return
+			}
 		case ev.Type == nvme.AENTypeNotice && ev.Info == nvme.AENInfoNSAttr:
 			kick(a.scanKick)
 		case ev.Type == nvme.AENTypeNotice && ev.Info == nvme.AENInfoDiscoveryChange:

@@ -130,7 +130,7 @@ type Controller struct {
 	silent atomic.Bool
 
 	// diag/ counters.
-	resets, reconnects, cmdErrors, stateChanges atomic.Uint64
+	resets, reconnects, cmdErrors, stateChanges, fwActivations atomic.Uint64
 
 	events    *eventQueue
 	stop      chan struct{} // closed by Close
@@ -419,6 +419,7 @@ type Counters struct {
 	Resets        uint64 // entries into RESETTING (reset_controller, error recovery)
 	Reconnects    uint64 // associations re-established after a reset or a loss
 	StateChanges  uint64 // state transitions (metrics)
+	FWActivations uint64 // firmware activations completed (notice handled)
 }
 
 // Counters returns the diag/ counters.
@@ -443,7 +444,7 @@ func (c *Controller) SetCounter(name string, v uint64) bool {
 
 func (c *Controller) Counters() Counters {
 	return Counters{CommandErrors: c.cmdErrors.Load(), Resets: c.resets.Load(), Reconnects: c.reconnects.Load(),
-		StateChanges: c.stateChanges.Load()}
+		StateChanges: c.stateChanges.Load(), FWActivations: c.fwActivations.Load()}
 }
 
 // FastFailExpired reports that fast_io_fail_tmo ran out in CONNECTING

@@ -140,6 +140,9 @@ func (c *Controller) identifyController() *nvme.IdentifyController {
 	id.CNTRLTYPE = nvme.CtrlTypeIO
 	id.CMIC = nvme.CMICMultiPort | nvme.CMICMultiCtrl | nvme.CMICANA
 	id.OAES = nvme.AENCfgNSAttr | nvme.AENCfgANAChange
+	if cfg.FirmwareActivationNotices {
+		id.OAES |= nvme.AENCfgFWActivation
+	}
 	id.ANATT, id.ANACAP = 10, 0x1F
 	id.ANAGRPMAX, id.NANAGRPID = MaxANAGroups, MaxANAGroups
 	id.MAXCMD = uint16(c.port.cfg.MaxQueueSize)
@@ -259,6 +262,7 @@ func (c *conn) getLogPage(ctrl *Controller, r *request) {
 		full = make([]byte, 512)
 		full[0] = 1
 		copy(full[8:16], fmt.Sprintf("%-8.8s", ctrl.s.cfg.Firmware))
+		clearBit = nvme.AENCfgFWActivation
 	case lid == nvme.LogCmdEffects:
 		full = cmdEffectsLog()
 	case lid == nvme.LogChangedNS:
@@ -363,6 +367,9 @@ func (c *conn) setFeatures(ctrl *Controller, r *request) (nvme.Status, uint32) {
 		return 0, uint32(nsq-1) | uint32(ncq-1)<<16
 	case fid == nvme.FeatAsyncEventConfig:
 		mask := uint32(nvme.AENCfgNSAttr | nvme.AENCfgANAChange)
+		if ctrl.s.cfg.FirmwareActivationNotices {
+			mask |= nvme.AENCfgFWActivation
+		}
 		if ctrl.discovery {
 			mask = nvme.AENCfgDiscoveryChange
 		}

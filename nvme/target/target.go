@@ -47,6 +47,7 @@ import (
 
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/auth"
+	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
 
 // Limits and defaults, as the Linux target has them (reference §8).
@@ -94,6 +95,9 @@ type SubsystemConfig struct {
 	// reports; a status with CRD set keeps it only for a host that enabled
 	// ACRE (Set Features Host Behavior Support), else CRD is cleared.
 	CRDT [3]uint16
+	// FirmwareActivationNotices adds the Firmware Activation Notice to
+	// OAES (nvmet does not report it), so ActivateFirmware can raise it.
+	FirmwareActivationNotices bool
 }
 
 // NamespaceConfig describes a namespace.
@@ -743,6 +747,28 @@ func (s *Subsystem) controller(id uint16) *Controller {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ctrls[id]
+}
+
+// StartFirmwareActivation simulates the start of a firmware activation:
+// every controller sets CSTS.PP (processing paused) and raises the
+// Firmware Activation Starting notice (for hosts that enabled it) until
+// EndFirmwareActivation.
+func (s *Subsystem) StartFirmwareActivation() {
+	for _, c := range s.controllers() {
+		c.mu.Lock()
+		c.csts |= fabrics.CSTSPP
+		c.mu.Unlock()
+		c.postEvent(nvme.AENFWActivation, nvme.AENCfgFWActivation)
+	}
+}
+
+// EndFirmwareActivation clears CSTS.PP on every controller.
+func (s *Subsystem) EndFirmwareActivation() {
+	for _, c := range s.controllers() {
+		c.mu.Lock()
+		c.csts &^= fabrics.CSTSPP
+		c.mu.Unlock()
+	}
 }
 
 // Controllers returns the subsystem's live controllers.
