@@ -132,7 +132,10 @@ func Limits(c *IdentifyController, n *IdentifyNamespace) QueueLimits {
 		}
 	}
 	// A volatile write cache unless the namespace says it has none
-	// (NSFEAT bit 5, VWCNP): nvme_update_ns_info_block.
-	l.WriteCache = c.VWC&1 != 0 && n.NSFEAT&NSFEATVWCNotPresent == 0
+	// (nvme_update_ns_info_block). Linux reads that bit (VWCNP, NSFEAT
+	// bit 5) from the I/O Command Set Independent Identify Namespace
+	// (CNS 08h), which it asks only NVMe 2.0+ controllers for; nvmet sets
+	// the same bit in CNS 00h's NSFEAT, which is what we read.
+	l.WriteCache = c.VWC&1 != 0 && !(c.Version >= 0x20000 && n.NSFEAT&NSFEATVWCNotPresent != 0)
 	return l
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mpathfs/mpathfs/internal/demo"
 	"github.com/mpathfs/mpathfs/internal/kttest"
+	"github.com/mpathfs/mpathfs/internal/sysfsdiff"
 	"github.com/mpathfs/mpathfs/nvme"
 )
 
@@ -119,4 +120,61 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// The Linux 7.2 host sees our target as it sees nvmet: its tree for our
+// target and its tree for the kernel target (same sizes, both paths) agree
+// but for the target's identity and what our namespaces do beyond brd.
+func TestLinuxHostSeesOurTargetAsNvmet(t *testing.T) {
+	k := kttest.RequireUnstable(t)
+	setup, err := demo.Start(demo.Config{Addrs: []string{"127.0.0.1:0", "127.0.0.1:0"}, NSSize: 256 << 20},
+		hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { setup.Close() })
+	t.Cleanup(func() { k.Ctl(t, "khost", "disconnect") })
+	dump := func(what string) sysfsdiff.Canonical {
+		khostStatus(t, k, 20*time.Second, func(s khost) bool { return len(s.paths) == 4 && s.ctrl["nvme0"] == "live" && s.ctrl["nvme1"] == "live" })
+		d, err := sysfsdiff.Parse(strings.NewReader(k.Ctl(t, "khost-sysfs")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := sysfsdiff.Canon(d)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return c
+	}
+	for i, nic := range []string{"10.0.3.2", "10.0.4.2"} {
+		k.Ctl(t, "khost", "connect", nic, strconv.Itoa(setup.Ports[i].Addr().Port), demo.NQN)
+	}
+	ours := dump("our target")
+	k.Ctl(t, "khost", "disconnect")
+	k.Ctl(t, "khost", "connect")
+	nvmet := dump("nvmet")
+	res, err := sysfsdiff.Compare(nvmet, ours, []sysfsdiff.Rule{
+		{Pattern: "*/power/**", Skip: true, Why: "device model"},
+		{Pattern: "*/trace/**", Skip: true, Why: "device model"},
+		{Pattern: "ctrl/hwmon*/**", Skip: true, Why: "device model"},
+		{Pattern: "{ng/**,subsys/ng}", Skip: true, Why: "character devices: numbered in scan order"},
+		{Pattern: "*/{stat,inflight,diskseq,dev,uevent,bdi}", Skip: true, Why: "I/O history and device numbers of this boot"},
+		{Pattern: "path/numa_nodes", Skip: true, Why: "set by the first I/O through the path"},
+		{Pattern: "path/mq/**", Skip: true, Why: "blk-mq contexts"},
+		{Pattern: "ctrl/cntlid", Value: `^[0-9]+\\n$`, Why: "dynamic controller IDs"},
+		{Pattern: "ctrl/address", Value: `^traddr=10\.0\.[34]\.[0-9]+,trsvcid=[0-9]+,src_addr=10\.0\.[34]\.15\\n$`, Why: "another target address"},
+		{Pattern: "{subsys,ctrl}/{model,serial,firmware_rev,subsysnqn}", Value: `.`, Why: "another product"},
+		{Pattern: "{head,path}/{nguid,uuid,wwid}", Value: `.`, Why: "other namespace identifiers"},
+		{Pattern: "{head,path}/queue/{write_cache,fua}", Value: `.`,
+			Why: "nvmet (NVMe 2.1) says in Identify CNS 08h that brd has no volatile write cache; our target is NVMe 1.3, so Linux takes the cache VWC announces"},
+		{Pattern: "{head,path}/queue/{write_zeroes_unmap_max_bytes,write_zeroes_unmap_max_hw_bytes}", Value: `^[0-9]+\\n$`,
+			Why: "our namespaces deallocate on Write Zeroes and read deallocated blocks as zeroes (DLFEAT 0x09); brd does not say so"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d of %d entries agree", res.Agree, res.Compared)
+	for _, d := range res.Diffs {
+		t.Errorf("differs (nvmet vs ours): %s", d)
+	}
 }
