@@ -141,6 +141,9 @@ func (c *Controller) Receive(al int) ([]byte, error) {
 				c2 = augment(c.hash, c.sess, c2)
 			}
 			s1.Response = CtrlResponse(c.hash, c.p.CtrlKey, c2, c.s2, c.tid, c.p.HostNQN, c.p.SubNQN)
+			if c.sess != nil {
+				zero(c2)
+			}
 		}
 		msg = s1.Marshal()
 		if len(msg) > al {
@@ -276,6 +279,7 @@ func (c *Controller) reply(d []byte) uint8 {
 	c1 := c.c1
 	if c.sess != nil {
 		c1 = augment(c.hash, c.sess, c1)
+		defer zero(c1)
 	}
 	want := HostResponse(c.hash, c.p.Key, c1, c.s1, c.tid, c.p.HostNQN, c.p.SubNQN)
 	ok := hmac.Equal(want, r.Response)

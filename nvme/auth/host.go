@@ -104,6 +104,7 @@ func Authenticate(ctx context.Context, t Transport, p HostParams) (Result, error
 		c2 := reply.C2
 		if st.sess != nil {
 			c2 = augment(ch.Hash, st.sess, c2)
+			defer zero(c2)
 		}
 		want := CtrlResponse(ch.Hash, p.CtrlKey, c2, reply.Seq, p.TID, p.HostNQN, p.SubNQN)
 		ok := s1.Response != nil && hmac.Equal(want, s1.Response)
