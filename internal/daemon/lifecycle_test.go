@@ -225,3 +225,34 @@ func TestACRE(t *testing.T) {
 		t.Errorf("%d retries, want 1", retries)
 	}
 }
+
+// TestRevalidationOnReconnect (issue 8, behaviour 3): a resize while one
+// controller is disconnected reaches the other through its AEN (the head
+// takes the new size, the stale path is not ready); the reconnect's scan
+// revalidates the first controller's path too.
+func TestRevalidationOnReconnect(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	p := e.setup.Ports[0]
+	if err := p.StopListening(); err != nil {
+		t.Fatal(err)
+	}
+	p.DropConnections()
+	e.waitCat("sys/class/nvme/nvme0/state", "connecting")
+	if err := e.setup.Subsys.Namespace(1).Resize(4 << 20); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCat("sys/block/nvme0c1n1/size", "8192")
+	e.waitCat("sys/block/nvme0n1/size", "8192")
+	if got := e.cat("sys/block/nvme0c0n1/size"); got != "32768" {
+		t.Fatalf("the disconnected controller's path already shows %s sectors", got)
+	}
+	if err := p.StartListening(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCat("sys/class/nvme/nvme0/state", "live")
+	e.waitCat("sys/block/nvme0c0n1/size", "8192")
+	// Both paths agree again: I/O may use either.
+	if out, err := exec.Command("dd", "if="+e.path("nvme0n1"), "of=/dev/null", "bs=64k", "iflag=direct").CombinedOutput(); err != nil {
+		t.Fatalf("read after revalidation: %v: %s", err, out)
+	}
+}

@@ -93,6 +93,15 @@ func (s *ctrlSource) Timeouts() sysfsview.Timeouts {
 	return t
 }
 
+// The optional sources other packages probe for (metrics): a renamed
+// method fails the build.
+var (
+	_ interface{ StateChanges() uint64 }       = (*ctrlSource)(nil)
+	_ interface{ Latencies() mpath.Latencies } = (*headSource)(nil)
+	_ interface{ Latencies() mpath.Latencies } = (*pathSource)(nil)
+	_ interface{ ANATransitions() uint64 }     = (*pathSource)(nil)
+)
+
 // Counters are the host controller's diag/ counters.
 var _ sysfsview.CounterSetter = (*ctrlSource)(nil)
 

@@ -25,6 +25,7 @@ type HostController interface {
 	Namespaces() []host.Namespace
 	Options() fabrics.Options
 	CNTLID() uint16
+	Rescan(ctx context.Context) error
 	Close(ctx context.Context) error
 }
 
@@ -366,11 +367,7 @@ func (m *Core) onEvent(c *Ctrl, ev host.Event) {
 // Like nvme_queue_scan it is not an error on a controller that is not
 // live: the scan then runs when it is live again.
 func (c *Ctrl) Rescan(ctx context.Context) error {
-	r, ok := c.hc.(interface{ Rescan(context.Context) error })
-	if !ok {
-		return nil
-	}
-	if err := r.Rescan(ctx); err != nil {
+	if err := c.hc.Rescan(ctx); err != nil {
 		if errors.Is(err, nvme.StatusHostPathError) {
 			return nil
 		}

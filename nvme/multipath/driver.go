@@ -296,7 +296,7 @@ func (p *Path) Classify(err error, retries int) mpath.Verdict {
 	case nvme.Authenticate:
 		// nvme_decide_disposition's AUTHENTICATE: re-authenticate the
 		// controller in the background and retry the command.
-		if r, ok := p.ctrl.(interface{ RequestReauth() }); ok {
+		if r, ok := p.ctrl.(reauther); ok {
 			r.RequestReauth()
 		}
 		return mpath.Verdict{Action: mpath.ActionRetry}
@@ -344,6 +344,23 @@ type silentReader interface {
 }
 
 type silencer interface{ Silent() bool }
+
+// reauther and hostIdentified are the optional Controller capabilities of
+// re-authentication (nvme_decide_disposition's AUTHENTICATE) and of the
+// in-doubt reservation rule (the Host Identifier a report is matched with).
+type (
+	reauther       interface{ RequestReauth() }
+	hostIdentified interface{ HostID() [16]byte }
+)
+
+// *host.Controller has every optional capability: a renamed method fails
+// the build instead of silently disabling the feature.
+var (
+	_ silentReader   = (*host.Controller)(nil)
+	_ silencer       = (*host.Controller)(nil)
+	_ reauther       = (*host.Controller)(nil)
+	_ hostIdentified = (*host.Controller)(nil)
+)
 
 // Available reports a controller that may come back (nvme_available_path).
 func (p *Path) Available() bool { return p.ctrl.Available() }

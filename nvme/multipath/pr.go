@@ -184,7 +184,7 @@ func (r *resvCmd) tookEffect(st *nvme.ReservationStatus, hostID [16]byte) bool {
 // submitResv runs a reservation command on path p (Path.Submit).
 func (p *Path) submitResv(ctx context.Context, r *resvCmd, data []byte) error {
 	if r.inDoubt && !idempotent(&r.cmd) {
-		hid, ok := p.ctrl.(interface{ HostID() [16]byte })
+		hid, ok := p.ctrl.(hostIdentified)
 		if !ok {
 			return &finalStatus{nvme.StatusHostAborted}
 		}

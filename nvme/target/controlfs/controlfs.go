@@ -28,8 +28,10 @@
 //	hosts/<hostnqn>/dhchap_key, dhchap_ctrl_key   (0600) DHHC-1 secrets, empty: none
 //	hosts/<hostnqn>/dhchap_hash        hmac(sha256) (default), hmac(sha384), hmac(sha512)
 //	hosts/<hostnqn>/dhchap_dhgroup     null (default), ffdhe2048 ... ffdhe8192
-//	subsystems/<nqn>/namespaces/<nsid>/device_path, device_size, device_uuid,
-//	                                   device_nguid, enable (rw), ana_grpid (rw)
+//	subsystems/<nqn>/namespaces/<nsid>/device_path, device_size (write: resize,
+//	                                   AEN), device_uuid, device_nguid (write:
+//	                                   another namespace behind the NSID, AEN),
+//	                                   enable (rw), ana_grpid (rw)
 //
 // Values read with a trailing newline; writes take the first line. A bad
 // write fails with EINVAL and changes nothing.
@@ -37,6 +39,7 @@ package controlfs
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -510,12 +513,40 @@ func (d *nsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*f
 	if devPath == "" {
 		devPath = "ram:" + strconv.FormatInt(ns.Size(), 10)
 	}
-	ids := ns.IDs()
 	files := map[string]*attrFile{
-		"device_path":  {show: func() string { return devPath }},
-		"device_size":  {show: func() string { return strconv.FormatInt(ns.Size(), 10) }},
-		"device_uuid":  {show: func() string { return uuidStr(ids.UUID) }},
-		"device_nguid": {show: func() string { return uuidStr(ids.NGUID) }},
+		"device_path": {show: func() string { return devPath }},
+		"device_size": {
+			show: func() string { return strconv.FormatInt(ns.Size(), 10) },
+			store: func(v string) error {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return err
+				}
+				d.r.log.Info("control: namespace resized", "nsid", ns.NSID(), "bytes", n)
+				return ns.Resize(n)
+			}},
+		"device_uuid": {
+			show: func() string { return uuidStr(ns.IDs().UUID) },
+			store: func(v string) error {
+				u, err := parseUUID(v)
+				if err != nil {
+					return err
+				}
+				ids := ns.IDs()
+				ns.SetIDs(u, ids.NGUID, ids.EUI64)
+				return nil
+			}},
+		"device_nguid": {
+			show: func() string { return uuidStr(ns.IDs().NGUID) },
+			store: func(v string) error {
+				u, err := parseUUID(v)
+				if err != nil {
+					return err
+				}
+				ids := ns.IDs()
+				ns.SetIDs(ids.UUID, u, ids.EUI64)
+				return nil
+			}},
 		"enable": {
 			show: func() string { return boolStr(d.s.Namespace(ns.NSID()) != nil) },
 			store: func(v string) error {
@@ -541,6 +572,17 @@ func (d *nsDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*f
 		dir.AddChild(n, dir.NewInode(ctx, f, fs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(base + "/" + n)}), true)
 	}
 	return dir, 0
+}
+
+// parseUUID reads the 16 bytes uuidStr prints (dashes optional).
+func parseUUID(s string) ([16]byte, error) {
+	var u [16]byte
+	b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+	if err != nil || len(b) != 16 {
+		return u, fmt.Errorf("bad identifier %q", s)
+	}
+	copy(u[:], b)
+	return u, nil
 }
 
 func uuidStr(u [16]byte) string {

@@ -192,6 +192,23 @@ func TestTree(t *testing.T) {
 	if got := read(t, filepath.Join(dir, "subsystems", nqn, "namespaces/2/device_size")); got != "1048576\n" {
 		t.Errorf("device_size %q", got)
 	}
+	// Resize and new identifiers (issue 8: revalidation on the host).
+	nsdir := filepath.Join(dir, "subsystems", nqn, "namespaces/2")
+	if err := write(filepath.Join(nsdir, "device_size"), "524288"); err != nil || tg.Subsystem(nqn).Namespace(2).Size() != 524288 {
+		t.Fatalf("device_size write: %v, size %d", err, tg.Subsystem(nqn).Namespace(2).Size())
+	}
+	if err := write(filepath.Join(nsdir, "device_size"), "4194304"); err == nil {
+		t.Error("a size beyond the backing store was accepted")
+	}
+	if err := write(filepath.Join(nsdir, "device_uuid"), "01234567-89ab-cdef-0123-456789abcdef"); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(nsdir, "device_uuid")); got != "01234567-89ab-cdef-0123-456789abcdef\n" {
+		t.Errorf("device_uuid after write %q", got)
+	}
+	if err := write(filepath.Join(nsdir, "device_nguid"), "not-hex"); err == nil {
+		t.Error("a bad NGUID was accepted")
+	}
 	if err := write(filepath.Join(dir, "subsystems", nqn, "attr_model"), "x"); err == nil {
 		t.Error("read-only attribute accepted a write")
 	}
