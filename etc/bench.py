@@ -86,7 +86,7 @@ class Bench:
         self.mounts.append(d)
         return d
 
-    def mpathfs(self, tag, binary, env, mopts):
+    def mpathfs(self, tag, binary, env, mopts, inline):
         ports = [free_port(), free_port()]
         cfg = {
             "hosts": [],
@@ -94,7 +94,7 @@ class Bench:
                 "addr": {"adrfam": "ipv4", "traddr": "127.0.0.1", "treq": "not specified",
                          "trsvcid": str(p), "trtype": "tcp"},
                 "ana_groups": [{"ana": {"state": "optimized"}, "grpid": 1}],
-                "param": {}, "portid": i + 1, "referrals": [], "subsystems": [NQN],
+                "param": {"inline_data_size": str(inline)} if inline else {}, "portid": i + 1, "referrals": [], "subsystems": [NQN],
             } for i, p in enumerate(ports)],
             "subsystems": [{
                 "allowed_hosts": [], "nqn": NQN,
@@ -146,10 +146,10 @@ class Bench:
 
     def setup(self):
         env_a = dict(kv.split("=", 1) for kv in self.a.a_env.split())
-        self.mpathfs("mpathfs", self.a.bin, env_a, self.a.a_mount_opts)
+        self.mpathfs("mpathfs", self.a.bin, env_a, self.a.a_mount_opts, self.a.a_inline)
         if self.a.b:
             env_b = dict(kv.split("=", 1) for kv in self.a.b_env.split())
-            self.mpathfs("B", self.a.b, env_b, self.a.b_mount_opts)
+            self.mpathfs("B", self.a.b, env_b, self.a.b_mount_opts, self.a.b_inline)
         if not self.a.no_nbd:
             self.nbd()
         if not self.a.no_ramfs:
@@ -307,6 +307,8 @@ def main():
     p.add_argument("--b-env", default="")
     p.add_argument("--a-mount-opts", default="")
     p.add_argument("--b-mount-opts", default="")
+    p.add_argument("--a-inline", type=int, default=0, help="A's target inline_data_size (0: its default)")
+    p.add_argument("--b-inline", type=int, default=0)
     p.add_argument("--no-ramfs", action="store_true")
     p.add_argument("--no-nbd", action="store_true")
     p.add_argument("--no-paths", dest="paths", action="store_false")

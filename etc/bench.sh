@@ -18,7 +18,7 @@
 # Usage: etc/bench.sh [--quick] [--reps N] [--jobs REGEX] [--b BINARY]
 #                     [--a-env 'K=V ...'] [--b-env 'K=V ...']
 #                     [--a-mount-opts O] [--b-mount-opts O] [--no-ramfs] [--no-nbd]
-#                     [--no-paths]
+#                     [--no-paths] [--a-inline BYTES] [--b-inline BYTES]
 #   --quick   a quarter of the I/O per job, 3 repetitions (~1-2 minutes)
 #   --b BIN   also measure BIN (another mpathfs build) as system "B";
 #             the table then gets mpathfs/B ratios

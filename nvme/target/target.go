@@ -55,7 +55,7 @@ const (
 	MaxCNTLID          = 0xFFEF  // dynamic controller IDs are 1..MaxCNTLID
 	MaxNSID            = 1024    // NN and MNAN
 	MaxANAGroups       = 128     // ANAGRPMAX and NANAGRPID
-	DefaultInCapsule   = 16384   // in-capsule data on I/O queues (IOCCSZ 1028)
+	DefaultInCapsule   = 1 << 20 // in-capsule data on I/O queues (IOCCSZ 65540; nvmet: 16 KiB)
 	MaxInCapsule       = 1 << 20 // largest inline_data_size accepted
 	DefaultMaxH2CData  = 0x400000
 	DefaultMaxIOQueues = 128

@@ -151,7 +151,7 @@ func TestIdentify(t *testing.T) {
 		{"OAES", uint64(id.OAES), 1<<8 | 1<<11},
 		{"CTRATT", uint64(id.CTRATT), 1<<0 | 1<<6},
 		{"KAS", uint64(id.KAS), 10},
-		{"IOCCSZ", uint64(id.IOCCSZ), 1028},
+		{"IOCCSZ", uint64(id.IOCCSZ), (64 + DefaultInCapsule) / 16},
 		{"IORCSZ", uint64(id.IORCSZ), 1},
 		{"SGLS", uint64(id.SGLS), 0x00100001},
 		{"ANACAP", uint64(id.ANACAP), 0x1F},
