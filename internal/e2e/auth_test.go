@@ -175,3 +175,51 @@ func TestDHCHAPAuthRequiredRetries(t *testing.T) {
 	}
 	e.waitFor("a re-authentication after 0x191", 10*time.Second, func() bool { return authed() > 2 })
 }
+
+// TestNvmeCLIConnectDHCHAP: Debian's nvme connect --dhchap-secret
+// --dhchap-ctrl-secret drives the daemon's dev/nvme-fabrics (libnvme
+// passes the secrets because the device lists them) against our target
+// requiring bidirectional DH-HMAC-CHAP; a wrong secret fails with the
+// kernel's EKEYREJECTED, "Key was rejected by service".
+func TestNvmeCLIConnectDHCHAP(t *testing.T) {
+	requireFUSE(t, "nvme", "unshare")
+	const hk = "DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPo:"
+	const ck = "DHHC-1:01:AQgPFh0kKzI5QEdOVVxjanF4f4aNlJuiqbC3vsXM09pl1OOC:"
+	const other = "DHHC-1:03:AwoRGB8mLTQ7QklQV15lbHN6gYiPlp2kq7K5wMfO1dzj6vH4/wYNFBsiKTA3PkVMU1phaG92fYSLkpmgp661vPDs2cs=:"
+	a := &target.HostAuth{Hash: auth.SHA512, Group: auth.FFDHE3072}
+	var err error
+	if a.Key, err = auth.ParseKey(hk); err != nil {
+		t.Fatal(err)
+	}
+	if a.CtrlKey, err = auth.ParseKey(ck); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, envConfig{DHCHAP: a})
+	if out, err := exec.Command(mpathfsCLI(t), "disconnect", e.dir, "-d", "nvme1").CombinedOutput(); err != nil {
+		t.Fatalf("mpathfs disconnect: %v %s", err, out)
+	}
+	e.waitFor("nvme1 gone", 10*time.Second, func() bool { _, err := os.Stat(e.path("sys/class/nvme/nvme1")); return os.IsNotExist(err) })
+	if probe, err := e.nvmeNS("version"); err != nil {
+		t.Skipf("cannot bind-mount over /sys and /dev in a private mount namespace: %v: %s", err, probe)
+	}
+	o := e.setup.Options(fabrics.Options{})[1]
+	hostnqn, hostid := e.cat("sys/class/nvme/nvme0/hostnqn"), e.cat("sys/class/nvme/nvme0/hostid")
+	base := []string{"connect", "-t", "tcp", "-a", o.TrAddr, "-s", o.TrSvcID, "-n", o.SubsysNQN, "--hostnqn=" + hostnqn, "--hostid=" + hostid}
+	out, err := e.nvmeNS(append(base, "--dhchap-secret="+other)...)
+	if err == nil || !strings.Contains(strings.ToLower(out), "key was rejected") {
+		t.Fatalf("nvme connect with a wrong secret: %v %q", err, out)
+	}
+	out, err = e.nvmeNS(append(base, "--dhchap-secret="+hk, "--dhchap-ctrl-secret="+ck)...)
+	if err != nil {
+		t.Fatalf("nvme connect: %v\n%s\n%s", err, out, tail(e.logs.String(), 30))
+	}
+	if s := e.cat("sys/class/nvme/nvme1/state"); s != "live" {
+		t.Fatalf("nvme1: %q", s)
+	}
+	if got := e.cat("sys/class/nvme/nvme1/dhchap_ctrl_secret"); got != ck {
+		t.Fatalf("dhchap_ctrl_secret %q", got)
+	}
+	if n := e.logs.Count("qid 0: authenticated with hash hmac(sha512) dhgroup ffdhe3072"); n != 3 {
+		t.Fatalf("%d admin authentications logged, want 3 (two at start, one by nvme connect)", n)
+	}
+}
