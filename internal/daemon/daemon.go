@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/mpathfs/mpathfs/clock"
 	"github.com/mpathfs/mpathfs/config"
 
 	"github.com/mpathfs/mpathfs/nvme"
@@ -42,6 +43,7 @@ type Daemon struct {
 	hostOpts []host.Option
 	tree     *sysfsview.Tree
 	core     *multipath.Core
+	clk      clock.Clock // the hosts' clock, shared with mpath and the fence
 
 	mu        sync.Mutex
 	listener  HeadListener
@@ -65,10 +67,12 @@ func New(cfg *config.Config, log hclog.Logger, hostOpts ...host.Option) *Daemon 
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	hostOpts = append([]host.Option{host.WithTransport(tcp.Transport{})}, hostOpts...)
 	d := &Daemon{
+		clk:      host.ClockOf(hostOpts...),
 		cfg:      cfg,
 		log:      log,
-		hostOpts: append([]host.Option{host.WithTransport(tcp.Transport{})}, hostOpts...),
+		hostOpts: hostOpts,
 		tree:     sysfsview.NewTree(log.Named("sysfs")),
 		devices:  map[string]*Device{},
 		hosts:    map[int]*host.Controller{},
@@ -78,6 +82,7 @@ func New(cfg *config.Config, log hclog.Logger, hostOpts ...host.Option) *Daemon 
 		IOPolicy:           cfg.Multipath.IOPolicy,
 		FenceWrites:        cfg.Multipath.FenceWrites,
 		DelayedRemovalSecs: cfg.Multipath.DelayedRemovalSecs,
+		Clock:              d.clk,
 		Log:                log,
 		Listener:           publisher{d},
 	})
@@ -160,13 +165,13 @@ func (d *Daemon) retryConnect(o fabrics.Options) {
 	}
 	var deadline time.Time
 	if o.CtrlLossTmo >= 0 {
-		deadline = time.Now().Add(o.CtrlLossTmo)
+		deadline = d.clk.Now().Add(o.CtrlLossTmo)
 	}
-	t := time.NewTimer(delay)
-	defer t.Stop()
 	for {
+		t := clock.NewTimer(d.clk, delay)
 		select {
 		case <-d.stop:
+			t.Stop()
 			return
 		case <-t.C:
 		}
@@ -183,12 +188,11 @@ func (d *Daemon) retryConnect(o fabrics.Options) {
 		if err == nil {
 			return
 		}
-		if !deadline.IsZero() && time.Now().After(deadline) {
+		if !deadline.IsZero() && d.clk.Now().After(deadline) {
 			d.log.Error("giving up on controller: ctrl_loss_tmo expired", "address", o.Address(), "nqn", o.SubsysNQN, "error", err)
 			return
 		}
 		d.log.Debug("reconnect attempt failed", "address", o.Address(), "error", err)
-		t.Reset(delay)
 	}
 }
 

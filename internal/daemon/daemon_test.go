@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/mpathfs/mpathfs/internal/demo"
+	"github.com/mpathfs/mpathfs/mpath/mpathtest"
 	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/host"
 )
 
 // TestAssembly: the daemon connects both ports, groups them in one
@@ -140,5 +142,28 @@ func TestHostAddressOptions(t *testing.T) {
 	err := e.d.Connect(ctx, o)
 	if !errors.Is(err, syscall.ENODEV) || !strings.Contains(err.Error(), "invalid interface passed") {
 		t.Errorf("unknown host_iface: %v, want ENODEV", err)
+	}
+}
+
+// TestRetryConnectOnInjectedClock: one clock given to the daemon (through
+// host.WithClock) drives the background retry of a controller that could
+// not be reached at start: no retry until it advances by reconnect_delay.
+func TestRetryConnectOnInjectedClock(t *testing.T) {
+	clk := mpathtest.NewClock()
+	e := newEnv(t, envOpts{hostOpts: []host.Option{host.WithClock(clk)}, kato: time.Minute, down: []int{0}})
+	if got := e.cat("sys/class/nvme/nvme0/state"); got != "live" {
+		t.Fatalf("nvme0 (port 2) %q", got)
+	}
+	if err := e.setup.Ports[0].StartListening(); err != nil {
+		t.Fatal(err)
+	}
+	clk.WaitPending(2) // nvme0's keep-alive ticker and the retry timer
+	if _, err := os.Lstat(e.path("sys/class/nvme/nvme1")); !os.IsNotExist(err) {
+		t.Fatalf("retried before reconnect_delay passed on the daemon's clock (%v)", err)
+	}
+	clk.Advance(100 * time.Millisecond) // reconnect_delay
+	e.waitCat("sys/class/nvme/nvme1/state", "live")
+	if _, err := os.Lstat(e.path("sys/block/nvme0c1n1")); err != nil {
+		t.Errorf("the retried controller's path: %v", err)
 	}
 }

@@ -63,6 +63,8 @@ type env struct {
 type envOpts struct {
 	demo     demo.Config
 	hostOpts []host.Option
+	kato     time.Duration // default 1 s
+	down     []int         // ports not listening when the daemon connects
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -87,11 +89,19 @@ func newEnv(t *testing.T, o envOpts) *env {
 	base := fabrics.DefaultOptions()
 	base.HostNQN, base.HostID = cfg.Host.HostNQN, cfg.Host.HostID
 	base.KeepAliveTmo = time.Second
+	if o.kato != 0 {
+		base.KeepAliveTmo = o.kato
+	}
 	base.ReconnectDelay = 100 * time.Millisecond
 	base.CtrlLossTmo = 60 * time.Second
 	base.NrIOQueues = 2
 	e.base = base
 	cfg.Controllers = setup.Options(base)
+	for _, i := range o.down {
+		if err := setup.Ports[i].StopListening(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	e.d = daemon.New(cfg, log, append([]host.Option{host.WithIOTimeout(10 * time.Second)}, o.hostOpts...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -52,6 +52,16 @@ type config struct {
 // fast_io_fail timers and register polling.
 func WithClock(c Clock) Option { return func(o *config) { o.clock = c } }
 
+// ClockOf returns the clock options o select (WithClock), else the system
+// clock, so an assembly can give the layers above the host the same clock.
+func ClockOf(o ...Option) Clock {
+	cfg := config{clock: clock.System()}
+	for _, f := range o {
+		f(&cfg)
+	}
+	return cfg.clock
+}
+
 // WithTransport gives the transport queues are dialled with
 // (nvme/tcp.Transport for transport=tcp); a controller needs one.
 func WithTransport(t Transport) Option { return func(o *config) { o.transport = t } }
