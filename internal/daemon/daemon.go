@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -137,6 +138,11 @@ func (d *Daemon) ConnectAll(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if errors.Is(err, syscall.EKEYREJECTED) {
+				// nvmf_should_reconnect: a refused authentication is final.
+				d.log.Error("connect failed: authentication refused, not retrying", "address", o.Address(), "nqn", o.SubsysNQN, "error", err)
+				continue
+			}
 			d.log.Error("connect failed; retrying in the background", "address", o.Address(), "nqn", o.SubsysNQN,
 				"reconnect_delay", o.ReconnectDelay, "ctrl_loss_tmo", o.CtrlLossTmo, "error", err)
 			d.bg.Add(1)
@@ -190,6 +196,10 @@ func (d *Daemon) retryConnect(o fabrics.Options) {
 		}
 		if !deadline.IsZero() && d.clk.Now().After(deadline) {
 			d.log.Error("giving up on controller: ctrl_loss_tmo expired", "address", o.Address(), "nqn", o.SubsysNQN, "error", err)
+			return
+		}
+		if errors.Is(err, syscall.EKEYREJECTED) {
+			d.log.Error("giving up on controller: authentication refused", "address", o.Address(), "nqn", o.SubsysNQN, "error", err)
 			return
 		}
 		d.log.Debug("reconnect attempt failed", "address", o.Address(), "error", err)

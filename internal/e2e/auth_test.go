@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpathfs/mpathfs/config"
 	"github.com/mpathfs/mpathfs/internal/kttest"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/auth"
@@ -221,5 +222,36 @@ func TestNvmeCLIConnectDHCHAP(t *testing.T) {
 	}
 	if n := e.logs.Count("qid 0: authenticated with hash hmac(sha512) dhgroup ffdhe3072"); n != 3 {
 		t.Fatalf("%d admin authentications logged, want 3 (two at start, one by nvme connect)", n)
+	}
+}
+
+// TestDHCHAPWrongSecretAtStart: a path whose secret the target refuses
+// does not come up and is not retried (EKEYREJECTED, as
+// nvmf_should_reconnect); the mount serves through the other path.
+func TestDHCHAPWrongSecretAtStart(t *testing.T) {
+	requireFUSE(t, "dd")
+	hk, _ := auth.ParseKey("DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPo:")
+	wrong, _ := auth.ParseKey("DHHC-1:01:AQgPFh0kKzI5QEdOVVxjanF4f4aNlJuiqbC3vsXM09pl1OOC:")
+	e := newEnv(t, envConfig{DHCHAP: &target.HostAuth{Key: hk, Group: auth.FFDHE2048},
+		Tweak: func(c *config.Config) { c.Controllers[1].DHCHAPSecret = wrong }})
+	if !strings.Contains(e.logs.String(), "qid 0: authentication failed, error -129") ||
+		!strings.Contains(e.logs.String(), "authentication refused, not retrying") {
+		t.Fatalf("log:\n%s", tail(e.logs.String(), 20))
+	}
+	if _, err := os.Stat(e.path("sys/class/nvme/nvme1")); !os.IsNotExist(err) {
+		t.Fatalf("nvme1 exists: %v", err)
+	}
+	data := bytes.Repeat([]byte("one-path\n"), 1<<17)[:1<<20]
+	src := filepath.Join(t.TempDir(), "src")
+	os.WriteFile(src, data, 0o600)
+	if out, err := run(t, "dd", "if="+src, "of="+e.path("nvme0n1"), "bs=1M", "oflag=direct", "conv=notrunc", "status=none"); err != nil {
+		t.Fatalf("dd: %v %s", err, out)
+	}
+	if got := readAll(t, e.path("nvme0n1"), len(data)); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+	time.Sleep(500 * time.Millisecond) // several reconnect_delays (200 ms): none may be tried
+	if n := e.logs.Count("qid 0: authentication failed"); n != 1 {
+		t.Fatalf("%d authentication attempts with the wrong secret, want 1", n)
 	}
 }

@@ -76,6 +76,8 @@ type envConfig struct {
 	// daemon's host NQN with these settings, and gives the controllers
 	// the secrets.
 	DHCHAP *target.HostAuth
+	// Tweak, if set, edits the daemon's configuration before it connects.
+	Tweak func(*config.Config)
 }
 
 type env struct {
@@ -193,6 +195,9 @@ func newEnv(t *testing.T, c envConfig) *env {
 	}
 	if c.IOTimeout == 0 {
 		c.IOTimeout = 10 * time.Second
+	}
+	if c.Tweak != nil {
+		c.Tweak(cfg)
 	}
 	e.d = daemon.New(cfg, log, host.WithIOTimeout(c.IOTimeout))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
