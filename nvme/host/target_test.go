@@ -808,3 +808,33 @@ func TestMetadataNamespaceCapacityZero(t *testing.T) {
 		t.Fatal("a namespace without metadata lost its capacity")
 	}
 }
+
+// io_timeout written on a live controller applies to its running I/O
+// queues, as Linux's store does: a stalled read times out after the new
+// 300 ms, not the 30 s the queues were created with.
+func TestSetIOTimeoutLive(t *testing.T) {
+	e := newEnv(t)
+	o := e.opts(0)
+	o.KeepAliveTmo = 0
+	c := connect(t, o, WithIOTimeout(30*time.Second))
+	ev := record(c)
+	c.SetIOTimeout(300 * time.Millisecond)
+	if c.IOTimeout() != 300*time.Millisecond {
+		t.Fatalf("IOTimeout %s", c.IOTimeout())
+	}
+	e.ports[0].Stall(true)
+	start := time.Now()
+	err := c.Read(context.Background(), 1, 0, make([]byte, 4096))
+	if !errors.Is(err, nvme.StatusHostAborted) {
+		t.Fatalf("stalled read: %v, want 0x371 after the command timeout", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("stalled read failed after %s: the new io_timeout did not apply", d)
+	}
+	st := ev.waitState(t, StateResetting)
+	if !errors.Is(st.Err, tcp.ErrTimeout) {
+		t.Errorf("recovery cause %v, want a command timeout", st.Err)
+	}
+	e.ports[0].Stall(false)
+	ev.waitState(t, StateLive)
+}

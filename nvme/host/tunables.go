@@ -13,8 +13,7 @@ import (
 // command timeouts. A change takes effect at the next use: the running
 // reconnect loop re-reads the limit and the delay before every attempt,
 // fast_io_fail_tmo is armed on the next entry into CONNECTING, admin_timeout
-// bounds the next admin command, io_timeout the I/O queues of the next
-// association.
+// bounds the next admin command, io_timeout the next I/O command.
 type tunables struct {
 	maxReconnects  int // -1: forever
 	reconnectDelay time.Duration
@@ -69,8 +68,19 @@ func (c *Controller) SetFastIOFailTmo(d time.Duration) {
 	})
 }
 
-// SetIOTimeout is io_timeout's store (positive).
-func (c *Controller) SetIOTimeout(d time.Duration) { c.update(func(t *tunables) { t.ioTimeout = d }) }
+// SetIOTimeout is io_timeout's store (positive): new I/O queues get it,
+// and the live association's I/O queues take it at once where the
+// transport can (nvme_set_io_timeout updates every namespace queue).
+func (c *Controller) SetIOTimeout(d time.Duration) {
+	c.update(func(t *tunables) { t.ioTimeout = d })
+	if a := c.cur.Load(); a != nil {
+		for _, q := range a.io {
+			if s, ok := q.(interface{ SetCmdTimeout(time.Duration) }); ok {
+				s.SetCmdTimeout(d)
+			}
+		}
+	}
+}
 
 // SetAdminTimeout is admin_timeout's store (positive).
 func (c *Controller) SetAdminTimeout(d time.Duration) {

@@ -166,6 +166,7 @@ type Queue struct {
 	sysClk bool // clk is the system clock: time.Since and a reusable *time.Timer
 
 	inCapsuleMax atomic.Int64
+	cmdTimeout   atomic.Int64 // Exec's timeout (ns); starts as Config.CmdTimeout
 
 	s *sender // every PDU after the handshake
 
@@ -293,6 +294,7 @@ func newQueue(ctx context.Context, conn net.Conn, cfg Config) (*Queue, error) {
 	}
 	q.rlog = ratelog.New(q.log, time.Now)
 	q.inCapsuleMax.Store(int64(cfg.InCapsuleMax))
+	q.cmdTimeout.Store(int64(cfg.CmdTimeout))
 	for i := range q.reqs {
 		req := &q.reqs[i]
 		req.q = q
@@ -339,8 +341,12 @@ func handshake(r *pdu.Reader, w *pdu.Writer, dg pdu.DigestFlags) (pdu.ICResp, er
 // Exec submits cmd with data and waits for its completion, using the
 // queue's CmdTimeout. See ExecTimeout.
 func (q *Queue) Exec(ctx context.Context, cmd *nvme.Command, data []byte) (nvme.Completion, error) {
-	return q.ExecTimeout(ctx, cmd, data, q.cfg.CmdTimeout)
+	return q.ExecTimeout(ctx, cmd, data, time.Duration(q.cmdTimeout.Load()))
 }
+
+// SetCmdTimeout changes the timeout of later Exec and ExecWithin calls
+// (sysfs io_timeout: Linux applies it to the running queues).
+func (q *Queue) SetCmdTimeout(d time.Duration) { q.cmdTimeout.Store(int64(d)) }
 
 // ExecTimeout submits a copy of cmd with data and waits for its
 // completion (CapsuleResp, or C2HData with SUCCESS). timeout 0 means no
@@ -379,7 +385,7 @@ func (q *Queue) ExecTimeout(ctx context.Context, cmd *nvme.Command, data []byte,
 // command with data to send, within is ignored (a write is never given
 // up: see the write fence in nvme/multipath). within 0 is Exec.
 func (q *Queue) ExecWithin(ctx context.Context, cmd *nvme.Command, data []byte, within time.Duration) (nvme.Completion, error) {
-	return q.exec(ctx, cmd, data, q.cfg.CmdTimeout, within)
+	return q.exec(ctx, cmd, data, time.Duration(q.cmdTimeout.Load()), within)
 }
 
 func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeout, within time.Duration) (nvme.Completion, error) {
