@@ -167,3 +167,17 @@ func TestRetryConnectOnInjectedClock(t *testing.T) {
 		t.Errorf("the retried controller's path: %v", err)
 	}
 }
+
+// TestWriteProtectedIsEIO (issue 8, behaviour 10): status 0x20 (Namespace
+// is Write Protected) reaches the reader as EIO, as nvme_error_status maps
+// it (not EROFS).
+func TestWriteProtectedIsEIO(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	for _, p := range e.setup.Ports {
+		p.FailNextIO(1, nvme.StatusNSWriteProtected|nvme.StatusDNR)
+	}
+	out, err := exec.Command("dd", "if="+e.path("nvme0n1"), "of=/dev/null", "bs=4096", "count=1", "iflag=direct").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Input/output error") {
+		t.Fatalf("read failing with 0x20: %v: %s", err, out)
+	}
+}
