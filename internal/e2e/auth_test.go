@@ -255,3 +255,23 @@ func TestDHCHAPWrongSecretAtStart(t *testing.T) {
 		t.Fatalf("%d authentication attempts with the wrong secret, want 1", n)
 	}
 }
+
+// TestDHCHAPDiscoveredControllers: controllers a [[discovery]] connects
+// inherit its dhchap_secret (as nvme connect-all passes --dhchap-secret)
+// and authenticate.
+func TestDHCHAPDiscoveredControllers(t *testing.T) {
+	requireFUSE(t)
+	hk, _ := auth.ParseKey("DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPo:")
+	e := newEnv(t, envConfig{DHCHAP: &target.HostAuth{Key: hk, Hash: auth.SHA384}, PersistentDiscovery: true})
+	e.waitFor("both discovered paths", 20*time.Second, func() bool {
+		_, err0 := os.Stat(e.path("sys/block/nvme0n1/multipath/nvme0c0n1"))
+		_, err1 := os.Stat(e.path("sys/block/nvme0n1/multipath/nvme0c1n1"))
+		return err0 == nil && err1 == nil
+	})
+	if n := e.logs.Count("qid 0: authenticated with hash hmac(sha384) dhgroup null"); n != 2 {
+		t.Fatalf("%d authenticated controllers, want 2", n)
+	}
+	if got := e.cat("sys/class/nvme/nvme0/dhchap_secret"); got != hk.Text() {
+		t.Fatalf("dhchap_secret %q", got)
+	}
+}
