@@ -6,6 +6,12 @@
 // nvme_decide_disposition with the CRD delays, the ANA log re-read after an
 // ANA error, and the write fence after a connection loss (KATO, or the
 // controller's Command Quiesce Time).
+//
+// Core owns the path and namespace lifecycle the kernel keeps beside the
+// NVMe core: subsystems, controller instances, head instances, paths added,
+// revalidated and removed as the host's events (scans, ANA log reads,
+// state changes) say, and delete_controller's drain. An assembly (the
+// daemon) publishes what Core reports through a Listener.
 package multipath
 
 import (
