@@ -101,3 +101,43 @@ func TestFirmwareActivationNotice(t *testing.T) {
 		t.Fatalf("state %s, %d resets after firmware activations", c.State(), c.Counters().Resets)
 	}
 }
+
+// TestACREAgainstOurTarget (issue 8, behaviour 8): the host enables ACRE
+// only when the controller reports CRDT1, and our target keeps a status's
+// CRD only for a host that did.
+func TestACREAgainstOurTarget(t *testing.T) {
+	e := newEnv(t)
+	withCRDT, err := e.tgt.AddSubsystem(target.SubsystemConfig{NQN: testNQN + "-crdt", AllowAnyHost: true, CRDT: [3]uint16{1, 2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := withCRDT.AddNamespace(target.NamespaceConfig{NSID: 1, Size: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ports[0].LinkSubsystem(testNQN + "-crdt"); err != nil {
+		t.Fatal(err)
+	}
+	const crd2 = nvme.Status(2 << 11)
+	for _, tc := range []struct {
+		nqn  string
+		acre bool
+	}{{testNQN, false}, {testNQN + "-crdt", true}} {
+		o := e.opts(0)
+		o.SubsysNQN = tc.nqn
+		c := connect(t, o)
+		ctrls := e.tgt.Subsystem(tc.nqn).Controllers()
+		if len(ctrls) != 1 || ctrls[0].ACRE() != tc.acre {
+			t.Fatalf("%s: ACRE on the target %v, want %v", tc.nqn, ctrls[0].ACRE(), tc.acre)
+		}
+		e.ports[0].FailNextIO(1, nvme.StatusInternalError|crd2)
+		err := c.Read(context.Background(), 1, 0, make([]byte, 512))
+		var st nvme.Status
+		if !errors.As(err, &st) || st.Code() != nvme.StatusInternalError {
+			t.Fatalf("%s: read %v, want Internal Error", tc.nqn, err)
+		}
+		if want := map[bool]uint8{false: 0, true: 2}[tc.acre]; st.CRD() != want {
+			t.Errorf("%s: CRD %d, want %d", tc.nqn, st.CRD(), want)
+		}
+		c.Close(context.Background())
+	}
+}
