@@ -32,7 +32,7 @@ func fabricsConnect(root, opts string) (string, error) {
 	}
 	defer f.Close()
 	if _, err := f.Write([]byte(opts)); err != nil {
-		return "", fmt.Errorf("%s: %w", opts, err)
+		return "", fmt.Errorf("%s: %w", fabrics.RedactSecrets(opts), err)
 	}
 	buf := make([]byte, 4096)
 	n, err := f.Read(buf)

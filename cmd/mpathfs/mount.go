@@ -58,16 +58,17 @@ func (f *mountFlags) load() (*config.Config, error) {
 	}
 	base := fabrics.DefaultOptions()
 	base.HostNQN, base.HostID = cfg.Host.HostNQN, cfg.Host.HostID
+	base.DHCHAPSecret = cfg.Host.DHCHAPSecret
 	for _, s := range f.connect {
 		if !strings.Contains(s, "transport=") {
 			s = "transport=tcp," + s
 		}
 		o, err := fabrics.ParseOptions(s, base)
 		if err != nil {
-			return nil, fmt.Errorf("--connect %q: %w", s, err)
+			return nil, fmt.Errorf("--connect %q: %w", fabrics.RedactSecrets(s), err)
 		}
 		if err := o.Validate(); err != nil {
-			return nil, fmt.Errorf("--connect %q: %w", s, err)
+			return nil, fmt.Errorf("--connect %q: %w", fabrics.RedactSecrets(s), err)
 		}
 		cfg.Controllers = append(cfg.Controllers, o)
 	}
@@ -93,7 +94,7 @@ func (f *mountFlags) load() (*config.Config, error) {
 		}
 		o, err := fabrics.ParseOptions(strings.Join(rest, ","), db)
 		if err != nil {
-			return nil, fmt.Errorf("--discover %q: %w", s, err)
+			return nil, fmt.Errorf("--discover %q: %w", fabrics.RedactSecrets(s), err)
 		}
 		cfg.Discovery = append(cfg.Discovery, config.Discovery{Options: o, Persistent: persistent})
 	}

@@ -425,3 +425,15 @@ func (o Options) Address() string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// RedactSecrets returns an option string with the values of dhchap_secret
+// and dhchap_ctrl_secret replaced by "<hidden>", for messages.
+func RedactSecrets(s string) string {
+	parts := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' })
+	for i, p := range parts {
+		if k, _, ok := strings.Cut(p, "="); ok && (k == "dhchap_secret" || k == "dhchap_ctrl_secret") {
+			parts[i] = k + "=<hidden>"
+		}
+	}
+	return strings.Join(parts, ",")
+}

@@ -212,3 +212,10 @@ func FuzzParseOptions(f *testing.F) {
 		_ = o.Address()
 	})
 }
+
+func TestRedactSecrets(t *testing.T) {
+	in := "traddr=1.2.3.4,dhchap_secret=DHHC-1:00:AAcOFRwjKjE4P0ZNVFtiaXB3foWMk5qhqK+2vcTL0tk/PUPo:,nqn=n,dhchap_ctrl_secret=DHHC-1:01:x:"
+	if got := RedactSecrets(in); got != "traddr=1.2.3.4,dhchap_secret=<hidden>,nqn=n,dhchap_ctrl_secret=<hidden>" {
+		t.Fatalf("RedactSecrets = %q", got)
+	}
+}
