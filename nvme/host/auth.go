@@ -18,6 +18,10 @@ import (
 // dhchap is a controller's DH-HMAC-CHAP state: the secrets (replaceable
 // through sysfs), the transaction counter and the S2 sequence numbers.
 type dhchap struct {
+	// run serializes re-authentications of the live association (one
+	// dhchap_auth_work at a time): two exchanges on one queue at once
+	// would break each other.
+	run     sync.Mutex
 	mu      sync.Mutex
 	hostKey *auth.Key
 	ctrlKey *auth.Key
@@ -126,6 +130,8 @@ func (c *Controller) checkAuthReq(ctx context.Context, q Queue, qid uint16, dw0 
 // A failure on an I/O queue is logged and the rest still run; the target
 // ends the association of a failed queue, which starts error recovery.
 func (c *Controller) Reauthenticate(ctx context.Context) error {
+	c.auth.run.Lock()
+	defer c.auth.run.Unlock()
 	a := c.cur.Load()
 	if a == nil || c.State() != StateLive {
 		return nil

@@ -96,6 +96,19 @@ func TestAuthOurTarget(t *testing.T) {
 	if err := c.Reauthenticate(ctx); err != nil {
 		t.Fatalf("re-authenticate: %v", err)
 	}
+	// Concurrent re-authentications (sysfs writes racing) run one at a time.
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- c.Reauthenticate(ctx) }()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent re-authentication: %v", err)
+		}
+	}
+	if err := c.Read(ctx, 1, 0, r); err != nil || c.State() != StateLive {
+		t.Fatalf("after concurrent re-authentications: %v, %s", err, c.State())
+	}
 	// sysfs writes: EINVAL for garbage, EKEYREJECTED for a bad CRC.
 	if err := c.SetDHCHAPSecret("nonsense"); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("nonsense secret: %v", err)
