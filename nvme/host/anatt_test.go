@@ -141,3 +141,25 @@ func TestACREAgainstOurTarget(t *testing.T) {
 		c.Close(context.Background())
 	}
 }
+
+// TestANAReadsCoalesce (issue 8, design): however many ANA errors ask for
+// a re-read, the controller's one worker reads the log at most once more
+// than the read in progress: 100 requests cost at most 2 reads.
+func TestANAReadsCoalesce(t *testing.T) {
+	e := newEnv(t)
+	c := connect(t, e.opts(0))
+	ctl := e.tgt.Subsystem(testNQN).Controllers()[0]
+	before := ctl.ANALogReads()
+	ev := record(c)
+	for range 100 {
+		c.QueueANARead()
+	}
+	ev.wait(t, "the queued read", func(e Event) bool { return e.Kind == ANAChanged })
+	if err := c.RefreshANA(context.Background()); err != nil { // one more, synchronous
+		t.Fatal(err)
+	}
+	ev.wait(t, "the synchronous read", func(e Event) bool { return e.Kind == ANAChanged })
+	if n := ctl.ANALogReads() - before; n < 2 || n > 3 {
+		t.Fatalf("%d ANA log reads for 100 requests and one synchronous read, want 2..3", n)
+	}
+}

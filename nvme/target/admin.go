@@ -274,6 +274,7 @@ func (c *conn) getLogPage(ctrl *Controller, r *request) {
 		clearBit = nvme.AENCfgNSAttr
 	case lid == nvme.LogANA:
 		full = ctrl.anaLog(lsp&nvme.LSPANAGroupsOnly != 0).AppendBinary(nil)
+		ctrl.anaReads.Add(1)
 		clearBit = nvme.AENCfgANAChange
 	case lid == nvme.LogResvNotify:
 		full = ctrl.popResvLog().AppendBinary(nil)

@@ -29,7 +29,8 @@ type Controller struct {
 	lastSeen atomic.Int64 // ns since t0 of the last command (TBKAS)
 	ready    atomic.Bool  // CSTS.RDY
 	acre     atomic.Bool  // Host Behavior Support ACRE: keep CRD in statuses
-	dying    atomic.Bool  // set by destroy before ready is cleared
+	anaReads atomic.Uint64
+	dying    atomic.Bool // set by destroy before ready is cleared
 	errs     errLog
 
 	mu       sync.Mutex
@@ -61,6 +62,9 @@ func newController(s *Subsystem, p *Port, cd fabrics.ConnectData, admin *conn) *
 	return &Controller{s: s, port: p, hostNQN: cd.HostNQN, hostID: cd.HostID, discovery: s.discovery,
 		t0: time.Now(), admin: admin, queues: map[uint16]*conn{}, aec: aec}
 }
+
+// ANALogReads counts the ANA log pages the host read.
+func (c *Controller) ANALogReads() uint64 { return c.anaReads.Load() }
 
 // ACRE reports that the host enabled Advanced Command Retry.
 func (c *Controller) ACRE() bool { return c.acre.Load() }
