@@ -47,8 +47,8 @@ func (r *recorder) HeadAdded(_ *multipath.Subsystem, h *mpath.Head) {
 	r.add("head %s nsid %d", h.Name(), h.Identity().NSID)
 }
 func (r *recorder) HeadRemoved(_ *multipath.Subsystem, h *mpath.Head) { r.add("-head %s", h.Name()) }
-func (r *recorder) PathAdded(p *multipath.Path, head string)         { r.add("path %s %s", p.Name(), head) }
-func (r *recorder) PathRemoved(p *multipath.Path)                    { r.add("-path %s", p.Name()) }
+func (r *recorder) PathAdded(p *multipath.Path, head string)          { r.add("path %s %s", p.Name(), head) }
+func (r *recorder) PathRemoved(p *multipath.Path)                     { r.add("-path %s", p.Name()) }
 
 // TestCoreLifecycle: controllers of one subsystem on our target join one
 // subsystem with one head per namespace; instances are the lowest free;
