@@ -50,6 +50,9 @@ type Queue interface {
 	Exec(ctx context.Context, cmd *nvme.Command, data []byte) (nvme.Completion, error)
 	// SetInCapsuleMax sets the largest write sent in-capsule.
 	SetInCapsuleMax(n int)
+	// SetCmdTimeout changes the command timeout of the running queue
+	// (io_timeout's store applies at once, as nvme_set_io_timeout does).
+	SetCmdTimeout(d time.Duration)
 	// Dead is closed when the queue died; Err says why.
 	Dead() <-chan struct{}
 	Err() error

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
@@ -124,11 +125,12 @@ func (q *fakeQueue) Exec(ctx context.Context, cmd *nvme.Command, data []byte) (n
 	return cqe, nil
 }
 
-func (q *fakeQueue) SetInCapsuleMax(int)   {}
-func (q *fakeQueue) Dead() <-chan struct{} { return q.dead }
-func (q *fakeQueue) Err() error            { return nil }
-func (q *fakeQueue) Close() error          { q.once.Do(func() { close(q.dead) }); return nil }
-func (q *fakeQueue) LocalAddr() net.Addr   { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+func (q *fakeQueue) SetInCapsuleMax(int)         {}
+func (q *fakeQueue) SetCmdTimeout(time.Duration) {}
+func (q *fakeQueue) Dead() <-chan struct{}       { return q.dead }
+func (q *fakeQueue) Err() error                  { return nil }
+func (q *fakeQueue) Close() error                { q.once.Do(func() { close(q.dead) }); return nil }
+func (q *fakeQueue) LocalAddr() net.Addr         { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 
 func newFakeCtrl() *fakeCtrl {
 	return &fakeCtrl{

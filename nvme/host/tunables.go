@@ -69,15 +69,12 @@ func (c *Controller) SetFastIOFailTmo(d time.Duration) {
 }
 
 // SetIOTimeout is io_timeout's store (positive): new I/O queues get it,
-// and the live association's I/O queues take it at once where the
-// transport can (nvme_set_io_timeout updates every namespace queue).
+// and the live association's I/O queues take it at once (nvme_set_io_timeout updates every namespace queue).
 func (c *Controller) SetIOTimeout(d time.Duration) {
 	c.update(func(t *tunables) { t.ioTimeout = d })
 	if a := c.cur.Load(); a != nil {
 		for _, q := range a.io {
-			if s, ok := q.(interface{ SetCmdTimeout(time.Duration) }); ok {
-				s.SetCmdTimeout(d)
-			}
+			q.SetCmdTimeout(d)
 		}
 	}
 }

@@ -234,10 +234,7 @@ func (p *Path) Submit(ctx context.Context, req *mpath.Request) error {
 		}
 		c := *cmd
 		c.NSID = p.nsid
-		cqe, err := p.ctrl.Exec(ctx, &c, req.Buf)
-		if r, ok := req.Arg.(interface{ SetResult(nvme.Completion) }); ok {
-			r.SetResult(cqe)
-		}
+		_, err := p.ctrl.Exec(ctx, &c, req.Buf)
 		return err
 	}
 	return errors.New("nvme multipath: unknown request op")
