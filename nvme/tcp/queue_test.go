@@ -952,15 +952,17 @@ func TestExecWithinBusyQueue(t *testing.T) {
 	ch := make(chan execResult, 1)
 	go func() {
 		cmd := readCmd(1, 0, 8)
-		cqe, err := q.ExecWithin(context.Background(), &cmd, buf, 60*time.Millisecond)
+		cqe, err := q.ExecWithin(context.Background(), &cmd, buf, 300*time.Millisecond)
 		ch <- execResult{cqe, err}
 	}()
 	slow, _ := f.wantCmd()
-	// Keep the queue busy for 4 bounds with flushes completing every 20ms.
+	// Keep the queue busy for 4 bounds with flushes completing every 100ms
+	// (a third of the bound: scheduling delays of a loaded -race run must
+	// not look like silence).
 	for i := 0; i < 12; i++ {
 		fl := goExec(context.Background(), q, nvme.Command{Opcode: uint8(nvme.IOFlush)}, nil)
 		c, _ := f.wantCmd()
-		time.Sleep(20 * time.Millisecond) // the controller's service time (what is being simulated)
+		time.Sleep(100 * time.Millisecond) // the controller's service time (what is being simulated)
 		f.sendResp(c.CID, 0, 0)
 		if r := await(t, fl); r.err != nil {
 			t.Fatal(r.err)
