@@ -146,9 +146,12 @@ type request struct {
 	label     atomic.Uint32
 	timeoutNs atomic.Int64
 
-	// ExecWithin's silence bound: soft fires softExpire, which signals
-	// softc when the queue received nothing for silentNs since submitNs.
+	// ExecWithin's silence bound: soft (fsoft on an injected clock, under
+	// fsoftMu) fires softExpire, which signals softc when the queue
+	// received nothing for silentNs since submitNs.
 	soft     *time.Timer
+	fsoftMu  sync.Mutex
+	fsoft    clock.Timer
 	softc    chan struct{} // cap 1
 	silentNs atomic.Int64  // 0: no bound
 	submitNs atomic.Int64  // ns since q.epoch
@@ -463,11 +466,7 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 		}
 	}
 	if within > 0 {
-		if req.soft == nil {
-			req.soft = time.AfterFunc(within, req.softExpire)
-		} else {
-			req.soft.Reset(within)
-		}
+		req.armSoft(within)
 	}
 	var inCapsule []byte
 	if req.inCapsule {
@@ -613,13 +612,34 @@ func (req *request) softExpire() {
 	now := int64(q.since())
 	last := max(q.lastRecv.Load(), req.submitNs.Load())
 	if rest := last + within - now; rest > 0 {
-		req.soft.Reset(time.Duration(rest))
+		req.armSoft(time.Duration(rest))
 		return
 	}
 	select {
 	case req.softc <- struct{}{}:
 	default:
 	}
+}
+
+// armSoft (re)arms the silence bound on the queue's clock: a reusable
+// *time.Timer on the system clock (no allocation per I/O), a new
+// clock.Timer on an injected one.
+func (req *request) armSoft(d time.Duration) {
+	q := req.q
+	if q.sysClk {
+		if req.soft == nil {
+			req.soft = time.AfterFunc(d, req.softExpire)
+		} else {
+			req.soft.Reset(d)
+		}
+		return
+	}
+	req.fsoftMu.Lock()
+	if req.fsoft != nil {
+		req.fsoft.Stop()
+	}
+	req.fsoft = q.clk.AfterFunc(d, req.softExpire)
+	req.fsoftMu.Unlock()
 }
 
 // complete delivers a result to req if it is in flight; it reports whether
@@ -652,6 +672,14 @@ func (q *Queue) release(req *request) {
 	if req.soft != nil {
 		req.silentNs.Store(0)
 		req.soft.Stop()
+	}
+	if !q.sysClk {
+		req.silentNs.Store(0)
+		req.fsoftMu.Lock()
+		if req.fsoft != nil {
+			req.fsoft.Stop()
+		}
+		req.fsoftMu.Unlock()
 	}
 	if req.ftimer != nil {
 		req.ftimer.Stop()

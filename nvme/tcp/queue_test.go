@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpathfs/mpathfs/mpath/mpathtest"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/pdu"
 )
@@ -999,5 +1000,44 @@ func TestExecWithinBusyQueue(t *testing.T) {
 	f.sendResp(w.CID, 0, 0)
 	if r := await(t, wch); r.err != nil {
 		t.Fatal(r.err)
+	}
+}
+
+// TestExecWithinOnInjectedClock: the silence bound runs on the queue's
+// clock. On fake time a reception inside the bound re-arms it, and the
+// read is given up exactly when the queue was silent for a whole bound.
+func TestExecWithinOnInjectedClock(t *testing.T) {
+	clk := mpathtest.NewClock()
+	f := newFakeCtrl(t)
+	q := connect(t, f, Config{Depth: 4, Clock: clk})
+	ch := make(chan execResult, 1)
+	go func() {
+		cmd := readCmd(1, 0, 8)
+		cqe, err := q.ExecWithin(context.Background(), &cmd, make([]byte, 4096), 100*time.Millisecond)
+		ch <- execResult{cqe, err}
+	}()
+	f.wantCmd() // its timers are armed before it is sent
+	notYet := func(when string) {
+		t.Helper()
+		select {
+		case r := <-ch:
+			t.Fatalf("%s: read returned %v", when, r.err)
+		case <-time.After(50 * time.Millisecond): // real time: waiting for an absence
+		}
+	}
+	clk.Advance(60 * time.Millisecond)
+	fl := goExec(context.Background(), q, nvme.Command{Opcode: uint8(nvme.IOFlush)}, nil)
+	c, _ := f.wantCmd()
+	f.sendResp(c.CID, 0, 0) // received at t=60ms
+	if r := await(t, fl); r.err != nil {
+		t.Fatal(r.err)
+	}
+	clk.Advance(60 * time.Millisecond) // t=120ms: a bound since submission, not since the reception
+	notYet("t=120ms, last reception at 60ms")
+	clk.Advance(39 * time.Millisecond)
+	notYet("t=159ms")
+	clk.Advance(time.Millisecond) // t=160ms: silent for the whole bound
+	if r := await(t, ch); !errors.Is(r.err, ErrSilent) {
+		t.Fatalf("at t=160ms: %v, want ErrSilent", r.err)
 	}
 }
