@@ -1,6 +1,10 @@
 package sysfsview
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/mpathfs/mpathfs/internal/natsort"
+)
 
 // Objects lists the tree's objects with the sources behind their
 // attributes, for readers that want values rather than text (the metrics
@@ -58,46 +62,8 @@ func (t *Tree) Objects() Objects {
 		o.Paths = append(o.Paths, PathObject{Name: n, Head: p.head, Controller: p.ctrl, Source: p.src})
 	}
 	sort.Slice(o.Subsystems, func(i, j int) bool { return o.Subsystems[i].Name < o.Subsystems[j].Name })
-	sort.Slice(o.Controllers, func(i, j int) bool { return natLess(o.Controllers[i].Name, o.Controllers[j].Name) })
-	sort.Slice(o.Heads, func(i, j int) bool { return natLess(o.Heads[i].Name, o.Heads[j].Name) })
-	sort.Slice(o.Paths, func(i, j int) bool { return natLess(o.Paths[i].Name, o.Paths[j].Name) })
+	sort.Slice(o.Controllers, func(i, j int) bool { return natsort.Less(o.Controllers[i].Name, o.Controllers[j].Name) })
+	sort.Slice(o.Heads, func(i, j int) bool { return natsort.Less(o.Heads[i].Name, o.Heads[j].Name) })
+	sort.Slice(o.Paths, func(i, j int) bool { return natsort.Less(o.Paths[i].Name, o.Paths[j].Name) })
 	return o
-}
-
-// natLess orders names with embedded numbers numerically (nvme2 < nvme10).
-func natLess(a, b string) bool {
-	for a != "" && b != "" {
-		if isDigit(a[0]) && isDigit(b[0]) {
-			i, j := 0, 0
-			for i < len(a) && isDigit(a[i]) {
-				i++
-			}
-			for j < len(b) && isDigit(b[j]) {
-				j++
-			}
-			na, nb := trimZeros(a[:i]), trimZeros(b[:j])
-			if len(na) != len(nb) {
-				return len(na) < len(nb)
-			}
-			if na != nb {
-				return na < nb
-			}
-			a, b = a[i:], b[j:]
-			continue
-		}
-		if a[0] != b[0] {
-			return a[0] < b[0]
-		}
-		a, b = a[1:], b[1:]
-	}
-	return len(a) < len(b)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func trimZeros(s string) string {
-	for len(s) > 1 && s[0] == '0' {
-		s = s[1:]
-	}
-	return s
 }

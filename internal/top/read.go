@@ -5,6 +5,7 @@ package top
 
 import (
 	"fmt"
+	"github.com/mpathfs/mpathfs/internal/natsort"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -183,37 +184,8 @@ func Read(root string) (*Reading, error) {
 		}
 		r.Namespaces = append(r.Namespaces, NSReading{Name: b.Name(), Subsystem: subsysOf[b.Name()], Stat: st})
 	}
-	sort.Slice(r.Controllers, func(i, j int) bool { return natLess(r.Controllers[i].Name, r.Controllers[j].Name) })
-	sort.Slice(r.Paths, func(i, j int) bool { return natLess(r.Paths[i].Name, r.Paths[j].Name) })
-	sort.Slice(r.Namespaces, func(i, j int) bool { return natLess(r.Namespaces[i].Name, r.Namespaces[j].Name) })
+	sort.Slice(r.Controllers, func(i, j int) bool { return natsort.Less(r.Controllers[i].Name, r.Controllers[j].Name) })
+	sort.Slice(r.Paths, func(i, j int) bool { return natsort.Less(r.Paths[i].Name, r.Paths[j].Name) })
+	sort.Slice(r.Namespaces, func(i, j int) bool { return natsort.Less(r.Namespaces[i].Name, r.Namespaces[j].Name) })
 	return r, nil
 }
-
-// natLess orders names with embedded numbers numerically (nvme2 < nvme10).
-func natLess(a, b string) bool {
-	for a != "" && b != "" {
-		if isDigit(a[0]) && isDigit(b[0]) {
-			i, j := 0, 0
-			for i < len(a) && isDigit(a[i]) {
-				i++
-			}
-			for j < len(b) && isDigit(b[j]) {
-				j++
-			}
-			x, _ := strconv.ParseUint(a[:i], 10, 64)
-			y, _ := strconv.ParseUint(b[:j], 10, 64)
-			if x != y {
-				return x < y
-			}
-			a, b = a[i:], b[j:]
-			continue
-		}
-		if a[0] != b[0] {
-			return a[0] < b[0]
-		}
-		a, b = a[1:], b[1:]
-	}
-	return len(a) < len(b)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
