@@ -432,7 +432,6 @@ type Counters struct {
 	FWActivations uint64 // firmware activations completed (notice handled)
 }
 
-// Counters returns the diag/ counters.
 // SetCounter sets one diag/ counter by its sysfs name (command_error_count,
 // reset_count, reconnect_count, reservation_notification_count), as
 // writing the file does in Linux; it reports false for another name.
@@ -452,6 +451,7 @@ func (c *Controller) SetCounter(name string, v uint64) bool {
 	return true
 }
 
+// Counters returns the diag/ counters.
 func (c *Controller) Counters() Counters {
 	return Counters{CommandErrors: c.cmdErrors.Load(), Resets: c.resets.Load(), Reconnects: c.reconnects.Load(),
 		StateChanges: c.stateChanges.Load(), FWActivations: c.fwActivations.Load()}
