@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 	"github.com/mpathfs/mpathfs/nvme/host"
@@ -28,6 +29,27 @@ func name(m map[uint8]string, v uint8) string {
 	return "unrecognized"
 }
 
+// readDiscoveryLog reads the log of the discovery controller that the
+// option string s names (transport given; trsvcid defaults to 8009, nqn to
+// the discovery NQN), connecting with this host's identity.
+func readDiscoveryLog(ctx context.Context, s string, log hclog.Logger) (*nvme.DiscoveryLog, error) {
+	base := fabrics.DefaultOptions()
+	nqn, id, err := fabrics.DefaultHostIdentity()
+	if err != nil {
+		return nil, err
+	}
+	base.HostNQN, base.HostID = nqn, id
+	base.TrSvcID = fabrics.DiscoveryPort
+	if !strings.Contains(s, "nqn=") {
+		s += ",nqn=" + nvme.DiscoveryNQN
+	}
+	o, err := fabrics.ParseOptions(s, base)
+	if err != nil {
+		return nil, err
+	}
+	return host.Discover(ctx, o, log, host.WithTransport(tcp.Transport{}))
+}
+
 // cmdDiscover prints a discovery log in the shape of `nvme discover`.
 func cmdDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("discover", flag.ContinueOnError)
@@ -40,25 +62,7 @@ func cmdDiscover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: discover traddr=ADDR[,trsvcid=PORT,...]", errUsage)
 	}
-	base := fabrics.DefaultOptions()
-	nqn, id, err := fabrics.DefaultHostIdentity()
-	if err != nil {
-		return err
-	}
-	base.HostNQN, base.HostID = nqn, id
-	base.TrSvcID = fabrics.DiscoveryPort
-	s := fs.Arg(0)
-	if !strings.Contains(s, "transport=") {
-		s = "transport=tcp," + s
-	}
-	if !strings.Contains(s, "nqn=") {
-		s += ",nqn=" + nvme.DiscoveryNQN
-	}
-	o, err := fabrics.ParseOptions(s, base)
-	if err != nil {
-		return err
-	}
-	dl, err := host.Discover(ctx, o, lf.logger(stderr, "warn", "text"), host.WithTransport(tcp.Transport{}))
+	dl, err := readDiscoveryLog(ctx, withTransport(fs.Arg(0)), lf.logger(stderr, "warn", "text"))
 	if err != nil {
 		return err
 	}

@@ -13,10 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
-	"github.com/mpathfs/mpathfs/nvme/host"
-	"github.com/mpathfs/mpathfs/nvme/tcp"
 )
 
 var fabricsAnswer = regexp.MustCompile(`^instance=(\d+),cntlid=(\d+)`)
@@ -173,13 +170,6 @@ func cmdConnectAll(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("%w: connect-all MOUNTPOINT traddr=ADDR[,trsvcid=8009,...]", errUsage)
 	}
 	root, s := fs.Arg(0), withTransport(fs.Arg(1))
-	base := fabrics.DefaultOptions()
-	hnqn, hid, err := fabrics.DefaultHostIdentity()
-	if err != nil {
-		return err
-	}
-	base.HostNQN, base.HostID = hnqn, hid
-	base.TrSvcID = fabrics.DiscoveryPort
 	var keep []string // options passed on to every entry
 	for _, kv := range strings.Split(s, ",") {
 		switch k, _, _ := strings.Cut(kv, "="); k {
@@ -188,14 +178,7 @@ func cmdConnectAll(ctx context.Context, args []string, stdout, stderr io.Writer)
 			keep = append(keep, kv)
 		}
 	}
-	if !strings.Contains(s, "nqn=") {
-		s += ",nqn=" + nvme.DiscoveryNQN
-	}
-	o, err := fabrics.ParseOptions(s, base)
-	if err != nil {
-		return err
-	}
-	dl, err := host.Discover(ctx, o, lf.logger(stderr, "warn", "text"), host.WithTransport(tcp.Transport{}))
+	dl, err := readDiscoveryLog(ctx, s, lf.logger(stderr, "warn", "text"))
 	if err != nil {
 		return err
 	}
