@@ -25,22 +25,10 @@ if [ -z "$bin" ]; then
 fi
 
 # Two free loopback ports for the target's two paths.
-read -r p1 p2 < <(python3 -c '
-import socket
-ss=[socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1",0))
-print(*[s.getsockname()[1] for s in ss])')
+. etc/lib.sh
+read -r p1 p2 < <(two_free_ports)
 nqn=nqn.2026-11.io.mpathfs:memory
-python3 - "$p1" "$p2" "$nqn" >"$out/nvmet.json" <<'EOF'
-import json, sys
-p1, p2, nqn = sys.argv[1:]
-port = lambda i, p: {"portid": i, "addr": {"trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.1", "trsvcid": p},
-                     "ana_groups": [{"grpid": 1, "ana": {"state": "optimized"}}], "subsystems": [nqn]}
-print(json.dumps({"ports": [port(1, p1), port(2, p2)], "subsystems": [{"nqn": nqn,
-    "attr": {"allow_any_host": "1", "model": "mpathfs memory", "serial": "mpathfs-mem-1"},
-    "namespaces": [{"nsid": 1, "enable": 1, "ana_grpid": 1, "device": {"path": "ram:1G",
-        "uuid": "6b740000-0000-4000-8000-0000000000a1"}}]}]}))
-EOF
+target_json "$p1" "$p2" "$nqn" "mpathfs memory" mpathfs-mem-1 1G 6b740000-0000-4000-8000-0000000000a1 >"$out/nvmet.json"
 mnt=$(mktemp -d)
 "$bin" target -c "$out/nvmet.json" >"$out/target.log" 2>&1 &
 tpid=$!
