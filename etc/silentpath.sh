@@ -10,8 +10,11 @@
 # printed per fault and job: randread (4 KiB, QD8), rw7030 (one job, 70%
 # reads), mix (a read job QD6 next to a write job QD2: gap between reads).
 # A write in flight on the failed path waits for the write fence (or the
-# path's return), and in one fio job it holds fio's slots: rw7030's gap
-# includes that wait, mix's does not.
+# path's return) while the I/O after it goes on on the other path. fio
+# itself waits for every I/O in flight whenever it grows its latency log
+# (io_u_quiesce on TD_F_REGROW_LOGS), which would turn that held write
+# into a gap of the whole job: the log is allocated for the whole run
+# up front (--log_entries), so no regrow happens within it.
 # Usage: etc/silentpath.sh [FAULTS [JOBS]]   (root, fuse3, fio, iptables)
 #   FAULTS default "stall drop rst"; JOBS default "randread rw7030 mix"
 set -euo pipefail
@@ -70,7 +73,7 @@ for f in $faults; do
 		rm -f "$out/lat_clat".*.log
 		# shellcheck disable=SC2086
 		fio --filename="$mnt/nvme0n1" --ioengine=libaio --direct=1 --bs=4k --iodepth=8 --size=256M \
-			--io_size=1T --norandommap --time_based --runtime=10 --write_lat_log="$out/lat" --log_avg_msec=0 \
+			--io_size=1T --norandommap --time_based --runtime=10 --write_lat_log="$out/lat" --log_avg_msec=0 --log_entries=1048576 \
 			--randrepeat=0 --output-format=json --name=sp $rw >"$out/fio-$f-$j.json" &
 		fpid=$!
 		sleep 3
