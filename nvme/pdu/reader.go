@@ -253,6 +253,10 @@ func (r *Reader) skipPad() error {
 	return nil
 }
 
+// DataDigest reports whether the current PDU carries a data digest (checked
+// only once all its data has been read).
+func (r *Reader) DataDigest() bool { return r.ddgst }
+
 // ReadData reads the next len(dst) data bytes of the current PDU straight
 // into dst. It may be called several times for one PDU. When the last byte
 // has been read the data digest, if any, is checked: a mismatch returns

@@ -676,6 +676,9 @@ func (c *conn) receive(r *request, n, dl int, inCap bool) bool {
 			c.complete(r, nvme.StatusInvalidSGLOffset|nvme.StatusDNR, 0)
 			return true
 		}
+		if nvme.IOOpcode(r.cmd.Opcode) == nvme.IOWrite && r.ns != nil && r.ns.ram != nil && !c.r.DataDigest() {
+			return c.receiveIntoRAM(r)
+		}
 		r.buf = c.t.bufs.get(n)
 		r.data = *r.buf
 		c.mayWait(n)
@@ -739,6 +742,38 @@ func (c *conn) dispatch(r *request) {
 	}
 	if op == nvme.IOWrite {
 		r.ns.ram.writeAt(r.data, r.off)
+	}
+	c.answerInline(r, op)
+}
+
+// receiveIntoRAM reads the in-capsule data of a write to a RAM namespace
+// straight into the store, under the write locks of the chunks it covers
+// (no pooled buffer, no copy: the store is the receive buffer), and answers
+// it at once. Only without a data digest: a digest is checked after the
+// data, and data that fails it must never reach the store. Like a read
+// sending from the store, a host stalling mid-capsule holds those chunks
+// until its connection ends.
+func (c *conn) receiveIntoRAM(r *request) bool {
+	c.mayWait(int(r.n))
+	dst := r.ns.ram.lock(r.off, r.n)
+	err := c.r.ReadData(dst)
+	r.ns.ram.unlock(r.off, r.n)
+	if err != nil {
+		c.putReq(r)
+		return false
+	}
+	c.answerInline(r, nvme.IOWrite)
+	return true
+}
+
+// answerInline sends the response of a RAM read or write executed by the
+// reader goroutine (the data of a read, from the store), held back with
+// the other responses of this burst (see release); it frees r.
+func (c *conn) answerInline(r *request, op nvme.IOOpcode) {
+	if op == nvme.IOWrite && c.p.takeLoss() {
+		c.closeSocket() // the write ran; its completion is lost
+		c.putReq(r)
+		return
 	}
 	if !c.lockW() {
 		c.putReq(r)

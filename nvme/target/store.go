@@ -22,7 +22,9 @@ const ramChunkShift = 18
 // deadlock and overlapping commands from any number of connections are
 // serialized per chunk (the race detector sees every access ordered).
 // Reads send C2HData straight from data while holding the read locks, so no
-// copy is made; a write copies the received data (in a pooled buffer) in.
+// copy is made; an in-capsule write without a data digest is received
+// straight into data under the write locks (conn.receiveIntoRAM), any other
+// write copies the received data (in a pooled buffer) in.
 // The slice comes from make, i.e. zeroed anonymous memory the kernel commits
 // only when touched, so a large RAM namespace costs what is written.
 type ramStore struct {

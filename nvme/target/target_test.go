@@ -510,6 +510,31 @@ func TestFailNextIO(t *testing.T) {
 	wantStatus(t, "dnr", q.exec(nvme.NewFlush(1), nil, nil), nvme.StatusInvalidField|nvme.StatusDNR)
 }
 
+// TestLoseNextCompletion: a lost completion (LoseNextCompletions) applies to
+// every write that completes without data, also a small in-capsule one
+// that the reader goroutine writes straight into the RAM namespace: the
+// data is in the store and the connection is closed instead of answering.
+func TestLoseNextCompletion(t *testing.T) {
+	for _, size := range []int{4096, 1 << 20} {
+		f := newFixture(t, PortConfig{})
+		_, q := ioPair(t, f, 0)
+		f.p1.LoseNextCompletions(1)
+		wr := make([]byte, size)
+		fill(wr, size)
+		cmd := nvme.NewWrite(1, 8, uint32(size/512))
+		cmd.CID = q.nextCID()
+		q.send(&cmd, wr, true)
+		q.expectEOF(ioTimeout)
+		if n := f.p1.PendingLosses(); n != 0 {
+			t.Errorf("%d bytes: %d losses pending, want 0", size, n)
+		}
+		got := make([]byte, size)
+		if _, err := f.s.Namespace(1).ReadAt(got, 8*512); err != nil || !bytes.Equal(got, wr) {
+			t.Errorf("%d bytes: the write did not run (%v)", size, err)
+		}
+	}
+}
+
 func TestStall(t *testing.T) {
 	f := newFixture(t, PortConfig{})
 	c := admin(t, f.a1, testNQN, 0, 0)
