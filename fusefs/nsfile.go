@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,9 +19,35 @@ const nsAttrTimeout = time.Second
 // RMW of one of their blocks is in flight).
 type nsNode struct {
 	fs.Inode
-	io   *blockIO
-	log  hclog.Logger
-	meta *metaTable
+	io      *blockIO
+	log     hclog.Logger
+	meta    *metaTable
+	results sync.Pool // *readResult
+}
+
+// readResult hands go-fuse the bytes a read placed in go-fuse's own output
+// buffer. fuse.ReadResultData would allocate one per read; these come from
+// the node's pool and go back to it on Done, which go-fuse calls exactly
+// once, after the reply took the bytes.
+type readResult struct {
+	data []byte
+	home *sync.Pool
+}
+
+func (r *readResult) Size() int                          { return len(r.data) }
+func (r *readResult) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
+func (r *readResult) Done() {
+	r.data = nil
+	r.home.Put(r)
+}
+
+func (n *nsNode) result(data []byte) *readResult {
+	r, _ := n.results.Get().(*readResult)
+	if r == nil {
+		r = &readResult{home: &n.results}
+	}
+	r.data = data
+	return r
 }
 
 var _ = (fs.NodeOpener)((*nsNode)(nil))
@@ -62,7 +89,7 @@ func (n *nsNode) Read(ctx context.Context, fh fs.FileHandle, dest []byte, off in
 		n.log.Debug("read failed", "off", off, "len", len(dest), "error", err)
 		return nil, ToErrno(err)
 	}
-	return fuse.ReadResultData(dest[:got]), 0
+	return n.result(dest[:got]), 0
 }
 
 // Write implements fs.NodeWriter.
