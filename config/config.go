@@ -9,10 +9,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -230,12 +231,7 @@ func (p *parser) errf(path, key, format string, args ...any) error {
 
 // fields walks a table's keys in a stable order, refusing unknown ones.
 func (p *parser) fields(table string, m map[string]any, set map[string]func(v any) error) error {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		fn, ok := set[k]
 		if !ok {
 			return p.errf(table+"."+k, k, "unknown key")
@@ -443,11 +439,7 @@ func CheckListen(s string) error {
 // options by writing it in the kernel grammar and parsing that, so the two
 // accept exactly the same keys and values.
 func (p *parser) fabrics(path, table string, m map[string]any, base fabrics.Options, d *Discovery) (fabrics.Options, error) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	var parts []string
 	for _, k := range keys {
 		v := m[k]

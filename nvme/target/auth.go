@@ -2,7 +2,8 @@ package target
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/auth"
@@ -40,12 +41,7 @@ func (t *Target) SetHostAuth(hostNQN string, a HostAuth) {
 func (t *Target) Hosts() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make([]string, 0, len(t.hostAuth))
-	for h := range t.hostAuth {
-		out = append(out, h)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(t.hostAuth))
 }
 
 // RemoveHost deletes a host entry and its setting (subsystems that list

@@ -36,6 +36,7 @@ package target
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -525,12 +526,7 @@ func (s *Subsystem) DisallowHost(hostNQN string) {
 func (s *Subsystem) AllowedHosts() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.hosts))
-	for h := range s.hosts {
-		out = append(out, h)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(s.hosts))
 }
 
 // AllowHost adds a host NQN to the allowed hosts.
