@@ -288,9 +288,7 @@ func (c *conn) lockW() bool {
 
 // complete sends the completion of r and recycles it.
 func (c *conn) complete(r *request, st nvme.Status, dw0 uint32) {
-	if c.qid != 0 && c.p.takeLoss() {
-		c.closeSocket() // the command ran; its completion is lost
-		c.putReq(r)
+	if c.loseCompletion(r) {
 		return
 	}
 	c.fillCQE(r, st, dw0)
@@ -299,6 +297,18 @@ func (c *conn) complete(r *request, st nvme.Status, dw0 uint32) {
 		c.wmu.Unlock()
 	}
 	c.putReq(r)
+}
+
+// loseCompletion applies the port's lost-completion fault
+// (LoseNextCompletions) to an I/O command that ran and completes without
+// data: the connection is closed instead of answering, and r is freed.
+func (c *conn) loseCompletion(r *request) bool {
+	if c.qid == 0 || !c.p.takeLoss() {
+		return false
+	}
+	c.closeSocket()
+	c.putReq(r)
+	return true
 }
 
 func (c *conn) fillCQE(r *request, st nvme.Status, dw0 uint32) {
@@ -770,9 +780,7 @@ func (c *conn) receiveIntoRAM(r *request) bool {
 // reader goroutine (the data of a read, from the store), held back with
 // the other responses of this burst (see release); it frees r.
 func (c *conn) answerInline(r *request, op nvme.IOOpcode) {
-	if op == nvme.IOWrite && c.p.takeLoss() {
-		c.closeSocket() // the write ran; its completion is lost
-		c.putReq(r)
+	if op == nvme.IOWrite && c.loseCompletion(r) {
 		return
 	}
 	if !c.lockW() {
