@@ -703,7 +703,7 @@ func TestDataDigestError(t *testing.T) {
 	var b bytes.Buffer
 	w := pdu.NewWriter(&b)
 	w.SetDigests(pdu.DigestData)
-	if err := w.CapsuleCmd(&cmd, make([]byte, 512)); err != nil {
+	if err := w.CapsuleCmd(&cmd, bytes.Repeat([]byte{0xAB}, 512)); err != nil {
 		t.Fatal(err)
 	}
 	raw := b.Bytes()
@@ -713,7 +713,11 @@ func TestDataDigestError(t *testing.T) {
 	}
 	cqe, _ := q.wait(77, nil, nil)
 	wantStatus(t, "bad data digest", cqe, nvme.StatusDataTransferError)
-	must(t, "connection still usable", q.exec(nvme.NewRead(1, 0, 1), make([]byte, 512), nil))
+	rd := make([]byte, 512)
+	must(t, "connection still usable", q.exec(nvme.NewRead(1, 0, 1), rd, nil))
+	if !bytes.Equal(rd, make([]byte, 512)) {
+		t.Error("data that failed its digest reached the namespace")
+	}
 }
 
 func TestDiscovery(t *testing.T) {
