@@ -94,15 +94,22 @@ func wantIO(t *testing.T, who, file string, write bool, want error) {
 	}
 }
 
+// twoHosts mounts two daemons with different host identities (hostA,
+// hostB) on one target with two ports.
+func twoHosts(t *testing.T) (a, b *env) {
+	t.Helper()
+	a = newEnv(t, envConfig{HostID: hostA})
+	bcfg := a.cfg
+	bcfg.Reuse, bcfg.HostID = a.setup, hostB
+	return a, newEnv(t, bcfg)
+}
+
 // TestReservationsTwoHosts: two daemons with different host identities
 // on one target (two ports each) fence each other with the Linux PR
 // ioctls, driven by a stdlib Python client through fcntl.ioctl.
 func TestReservationsTwoHosts(t *testing.T) {
 	requireFUSE(t, "python3")
-	a := newEnv(t, envConfig{HostID: hostA})
-	bcfg := a.cfg
-	bcfg.Reuse, bcfg.HostID = a.setup, hostB
-	b := newEnv(t, bcfg)
+	a, b := twoHosts(t)
 	fa, fb := a.path("nvme0n1"), b.path("nvme0n1")
 
 	const weRO = "3" // PR_WRITE_EXCLUSIVE_REG_ONLY
@@ -157,10 +164,7 @@ func TestReservationsTwoHosts(t *testing.T) {
 // other path, and the other host still conflicts.
 func TestReservationHolderSurvivesFailover(t *testing.T) {
 	requireFUSE(t, "python3")
-	a := newEnv(t, envConfig{HostID: hostA})
-	bcfg := a.cfg
-	bcfg.Reuse, bcfg.HostID = a.setup, hostB
-	b := newEnv(t, bcfg)
+	a, b := twoHosts(t)
 	fa, fb := a.path("nvme0n1"), b.path("nvme0n1")
 
 	wantPR(t, "A", fa, "ret 0", "register", "0", "0xA1")
@@ -242,10 +246,7 @@ func wantCLI(t *testing.T, wantOK bool, wantOut string, args ...string) string {
 // hosts; resv-report prints nvme-cli 2.3's text and JSON.
 func TestReservationsCLI(t *testing.T) {
 	requireFUSE(t)
-	a := newEnv(t, envConfig{HostID: hostA})
-	bcfg := a.cfg
-	bcfg.Reuse, bcfg.HostID = a.setup, hostB
-	b := newEnv(t, bcfg)
+	a, b := twoHosts(t)
 	fa, fb := a.path("nvme0n1"), b.path("nvme0n1")
 
 	for name, mode := range map[string]os.FileMode{"resv_report": 0o400, "resv_command": 0o200} {
@@ -396,10 +397,7 @@ func currentPath(t *testing.T, e *env) int {
 // is re-sent.
 func TestReservationInDoubt(t *testing.T) {
 	requireFUSE(t, "python3")
-	a := newEnv(t, envConfig{HostID: hostA})
-	bcfg := a.cfg
-	bcfg.Reuse, bcfg.HostID = a.setup, hostB
-	b := newEnv(t, bcfg)
+	a, b := twoHosts(t)
 	fa, fb := a.path("nvme0n1"), b.path("nvme0n1")
 	const notResent = "in-doubt reservation command took effect before the path was lost; not re-sent"
 
