@@ -20,35 +20,52 @@ func (r *refusingTransport) Dial(ctx context.Context, cfg QueueConfig) (Queue, e
 	return nil, syscall.ECONNREFUSED
 }
 
+// reconnecting is a controller on a manual clock whose every dial is
+// refused, caught in its reconnect loop; done is closed when resetWork ends.
+type reconnecting struct {
+	clk  *mpathtest.Clock
+	tr   *refusingTransport
+	c    *Controller
+	ev   *events
+	done chan struct{}
+}
+
+// startReconnecting makes a controller with o (address and identity filled
+// in) and pretends a live association just failed: NEW -> RESETTING ->
+// CONNECTING, with the reconnect loop running.
+func startReconnecting(t *testing.T, o fabrics.Options) *reconnecting {
+	t.Helper()
+	r := &reconnecting{clk: mpathtest.NewClock(), tr: &refusingTransport{}, done: make(chan struct{})}
+	o.TrAddr, o.TrSvcID, o.SubsysNQN = "127.0.0.1", "4420", "nqn.test"
+	o.HostNQN, o.HostID = "nqn.host", [16]byte{1}
+	c, err := newController(o, nil, []Option{WithClock(r.clk), WithTransport(r.tr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.events.close)
+	r.c, r.ev = c, record(c)
+	if !c.changeState(StateResetting, nil, errors.New("test")) {
+		t.Fatal("cannot enter resetting")
+	}
+	go func() {
+		defer close(r.done)
+		c.resetWork(&assoc{c: c, ctx: context.Background(), cancel: func() {}}, errors.New("test"), false, nil)
+	}()
+	r.ev.waitState(t, StateConnecting)
+	return r
+}
+
 // TestReconnectScheduleFakeClock drives the reconnect loop with a manual
 // clock: one attempt per reconnect_delay, ceil(ctrl_loss_tmo /
 // reconnect_delay) attempts, then deleting -> dead; fast_io_fail expires
 // at its own time while connecting. No real time passes between attempts.
 func TestReconnectScheduleFakeClock(t *testing.T) {
-	clk := mpathtest.NewClock()
-	tr := &refusingTransport{}
 	o := fabrics.DefaultOptions()
-	o.TrAddr, o.TrSvcID, o.SubsysNQN = "127.0.0.1", "4420", "nqn.test"
-	o.HostNQN, o.HostID = "nqn.host", [16]byte{1}
 	o.ReconnectDelay = 10 * time.Second
 	o.CtrlLossTmo = 35 * time.Second // 4 attempts
 	o.FastIOFailTmo = 15 * time.Second
-	c, err := newController(o, nil, []Option{WithClock(clk), WithTransport(tr)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.events.close()
-	ev := record(c)
-	// Pretend a live association just failed: NEW -> RESETTING -> CONNECTING.
-	if !c.changeState(StateResetting, nil, errors.New("test")) {
-		t.Fatal("cannot enter resetting")
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.resetWork(&assoc{c: c, ctx: context.Background(), cancel: func() {}}, errors.New("test"), false, nil)
-	}()
-	ev.waitState(t, StateConnecting)
+	r := startReconnecting(t, o)
+	clk, tr, c, ev, done := r.clk, r.tr, r.c, r.ev, r.done
 	for i := 1; i <= 4; i++ {
 		// The reconnect_delay timer, plus fast_io_fail's until it fired.
 		want := 1
@@ -87,27 +104,10 @@ func TestReconnectScheduleFakeClock(t *testing.T) {
 // arithmetic: ctrl_loss_tmo 25 s over a 10 s delay is 3 attempts, and a new
 // 3 s delay keeps the 3 attempts, so it reads back as 9 s.
 func TestTunablesFakeClock(t *testing.T) {
-	clk := mpathtest.NewClock()
-	tr := &refusingTransport{}
 	o := fabrics.DefaultOptions()
-	o.TrAddr, o.TrSvcID, o.SubsysNQN = "127.0.0.1", "4420", "nqn.test"
-	o.HostNQN, o.HostID = "nqn.host", [16]byte{1}
 	o.FastIOFailTmo = fabrics.Off
-	c, err := newController(o, nil, []Option{WithClock(clk), WithTransport(tr)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.events.close()
-	ev := record(c)
-	if !c.changeState(StateResetting, nil, errors.New("test")) {
-		t.Fatal("cannot enter resetting")
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.resetWork(&assoc{c: c, ctx: context.Background(), cancel: func() {}}, errors.New("test"), false, nil)
-	}()
-	ev.waitState(t, StateConnecting)
+	r := startReconnecting(t, o)
+	clk, tr, c, ev, done := r.clk, r.tr, r.c, r.ev, r.done
 	clk.WaitPending(1) // the first 10 s delay
 	c.SetCtrlLossTmo(25 * time.Second)
 	c.SetReconnectDelay(3 * time.Second)
