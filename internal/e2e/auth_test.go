@@ -20,11 +20,11 @@ import (
 
 func genDHCHAPKey(t *testing.T, nqn string, hmac int) string {
 	t.Helper()
-	out, err := exec.Command("nvme", "gen-dhchap-key", "--nqn", nqn, fmt.Sprintf("--hmac=%d", hmac)).Output()
+	key, err := kttest.GenDHCHAPKey(nqn, hmac)
 	if err != nil {
-		t.Fatalf("nvme gen-dhchap-key: %v", err)
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	return key
 }
 
 // TestKernelTargetDHCHAP: the daemon mounts Linux 7.2's nvmet with

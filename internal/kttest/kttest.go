@@ -17,6 +17,7 @@ package kttest
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,4 +125,15 @@ func (k *Target) Ctl(t testing.TB, args ...string) string {
 		t.Fatalf("ctl %s: %v: %s%s", strings.Join(args, " "), err, out.String(), errb.String())
 	}
 	return out.String()
+}
+
+// GenDHCHAPKey makes a DH-HMAC-CHAP secret for nqn with Debian's nvme-cli
+// (nvme gen-dhchap-key; hmac 0 none, 1 SHA-256, 2 SHA-384, 3 SHA-512), the
+// independent implementation the authentication tests take keys from.
+func GenDHCHAPKey(nqn string, hmac int) (string, error) {
+	out, err := exec.Command("nvme", "gen-dhchap-key", "--nqn", nqn, fmt.Sprintf("--hmac=%d", hmac)).Output()
+	if err != nil {
+		return "", fmt.Errorf("nvme gen-dhchap-key: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }
