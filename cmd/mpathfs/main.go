@@ -61,6 +61,7 @@ commands:
 }
 
 func main() {
+	reexecWithSysmonAwake(os.Args, os.Stderr)
 	stop := startProfile()
 	rc := run(os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -161,6 +161,14 @@ func TestMountDiscoverAndListSubsys(t *testing.T) {
 		}
 	}()
 	waitExists(t, filepath.Join(mnt, "sys/class/nvme/nvme1/state"), 20*time.Second)
+	// The serving process re-executed itself (same PID) with sysmon kept awake.
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(environ, []byte("GODEBUG="+sysmonSetting+"\x00")) {
+		t.Errorf("mount's environment lacks GODEBUG=%s", sysmonSetting)
+	}
 	out, err := exec.Command(bin, "list-subsys", mnt).CombinedOutput()
 	if err != nil {
 		t.Fatalf("list-subsys: %v %s", err, out)
