@@ -34,6 +34,27 @@ type SilentExecer interface {
 	ExecWithin(ctx context.Context, cmd *nvme.Command, data []byte, within time.Duration) (nvme.Completion, error)
 }
 
+// Completer receives the result of a command submitted with ExecAsync.
+type Completer interface {
+	// CommandDone is called exactly once per accepted command, with what
+	// Exec (or ExecWithin) would have returned. It runs on a transport
+	// goroutine (or on the submitter's, when the queue is already dead) and
+	// must not block.
+	CommandDone(cqe nvme.Completion, err error)
+}
+
+// AsyncExecer is the optional Queue capability behind the asynchronous
+// data path: submit without a goroutine waiting for the completion.
+type AsyncExecer interface {
+	// ExecAsync submits cmd as ExecWithin would (within 0: as Exec) and
+	// returns at once. It reports false, having sent nothing and kept
+	// nothing, when the command cannot go this way now: a write not sent
+	// in-capsule (its data is owed on R2T), no free tag, a dead queue.
+	// Otherwise done.CommandDone follows exactly once; data must stay
+	// untouched until then, and is never touched after it.
+	ExecAsync(cmd *nvme.Command, data []byte, within time.Duration, done Completer) bool
+}
+
 // IsQueueLoss reports an error meaning the command got no completion
 // because its queue died or timed out.
 func IsQueueLoss(err error) bool {

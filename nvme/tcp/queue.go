@@ -130,7 +130,10 @@ type request struct {
 	err error
 
 	done chan struct{} // cap 1: the completer signals the waiting Exec
-	r2t  chan pdu.R2T  // cap 1: MAXR2T is 0, one R2T outstanding at most
+	// notify replaces done for ExecAsync: the completer calls it. Set
+	// before the request goes in flight, cleared by release.
+	notify fabrics.Completer
+	r2t    chan pdu.R2T // cap 1: MAXR2T is 0, one R2T outstanding at most
 	// mu is held by the reader while it places data into data, and by
 	// Exec while it abandons the request, so that data is never written
 	// after Exec returned.
@@ -410,8 +413,34 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 		return nvme.Completion{}, err
 	}
 	req := &q.reqs[tag]
+	within = q.fill(req, cmd, data, dir, timeout, within, nil)
+	if q.isDead() {
+		// The failing path may already have scanned this tag; whoever wins
+		// the CAS completes the request.
+		if req.state.CompareAndSwap(stateInflight, stateCompleting) {
+			q.release(req)
+			return nvme.Completion{}, q.deadErr
+		}
+		return q.wait(ctx, req)
+	}
+	q.arm(req, timeout, within)
+	var inCapsule []byte
+	if req.inCapsule {
+		inCapsule = data
+		req.sent = uint32(len(data))
+	}
+	if err := q.s.capsule(&req.cmd, inCapsule); err != nil {
+		q.kill(fmt.Errorf("send command cid %#04x: %w", req.cid, err))
+	}
+	return q.wait(ctx, req)
+}
+
+// fill sets req up for cmd and publishes it in flight (with done as its
+// asynchronous completer, or nil for Exec). It returns the silence bound
+// in force: none for a command with data to send.
+func (q *Queue) fill(req *request, cmd *nvme.Command, data []byte, dir direction, timeout, within time.Duration, done fabrics.Completer) time.Duration {
 	req.gen++
-	req.cid = tag | uint16(req.gen&0xF)<<genShift
+	req.cid = req.tag | uint16(req.gen&0xF)<<genShift
 	req.cmd = *cmd
 	req.cmd.CID = req.cid
 	req.cmd.Flags = req.cmd.Flags&^0xC0 | nvme.FlagSGL
@@ -422,6 +451,7 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 	}
 	req.data, req.dir = data, dir
 	req.sent, req.received, req.r2tEnd, req.r2tBytes, req.ddgstErr = 0, 0, 0, 0, false
+	req.notify = done
 	req.timedOut.Store(false)
 	req.label.Store(uint32(req.cid) | uint32(cmd.Opcode)<<16)
 	req.timeoutNs.Store(int64(timeout))
@@ -442,16 +472,11 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 	req.silentNs.Store(int64(within))
 	q.inflight.Add(1)
 	req.state.Store(stateInflight)
+	return within
+}
 
-	if q.isDead() {
-		// The failing path may already have scanned this tag; whoever wins
-		// the CAS completes the request.
-		if req.state.CompareAndSwap(stateInflight, stateCompleting) {
-			q.release(req)
-			return nvme.Completion{}, q.deadErr
-		}
-		return q.wait(ctx, req)
-	}
+// arm starts req's command timeout and silence bound.
+func (q *Queue) arm(req *request, timeout, within time.Duration) {
 	if timeout > 0 {
 		switch {
 		case !q.sysClk:
@@ -468,15 +493,6 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 	if within > 0 {
 		req.armSoft(within)
 	}
-	var inCapsule []byte
-	if req.inCapsule {
-		inCapsule = data
-		req.sent = uint32(len(data))
-	}
-	if err := q.s.capsule(&req.cmd, inCapsule); err != nil {
-		q.kill(fmt.Errorf("send command cid %#04x: %w", req.cid, err))
-	}
-	return q.wait(ctx, req)
 }
 
 // dataDirection returns the transfer direction of cmd: opcode bits 1:0, or
@@ -615,6 +631,16 @@ func (req *request) softExpire() {
 		req.armSoft(time.Duration(rest))
 		return
 	}
+	if n := req.notify; n != nil {
+		// ExecAsync: give the command up here, as wait would.
+		req.mu.Lock()
+		ok := req.state.CompareAndSwap(stateInflight, stateAbandoned)
+		req.mu.Unlock()
+		if ok {
+			n.CommandDone(nvme.Completion{}, ErrSilent)
+		}
+		return
+	}
 	select {
 	case req.softc <- struct{}{}:
 	default:
@@ -649,6 +675,12 @@ func (q *Queue) complete(req *request, cqe *nvme.Completion, err error) bool {
 		switch s := req.state.Load(); s {
 		case stateInflight:
 			if req.state.CompareAndSwap(s, stateCompleting) {
+				if n := req.notify; n != nil {
+					c := *cqe
+					q.release(req)
+					n.CommandDone(c, err)
+					return true
+				}
 				req.cqe, req.err = *cqe, err
 				req.done <- struct{}{}
 				return true
@@ -686,6 +718,7 @@ func (q *Queue) release(req *request) {
 	}
 	req.data = nil
 	req.err = nil
+	req.notify = nil
 	select {
 	case <-req.r2t:
 	default:

@@ -1,0 +1,60 @@
+package tcp
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/fabrics"
+)
+
+var _ fabrics.AsyncExecer = (*Queue)(nil)
+
+// ExecAsync implements fabrics.AsyncExecer: it submits cmd like
+// ExecWithin (within 0: like Exec, the queue's command timeout applies to
+// both) and returns without waiting. done.CommandDone runs on the queue's
+// reader goroutine when the completion arrives or the queue dies, or on a
+// timer goroutine when the silence bound gives a read up (ErrSilent; the
+// tag stays reserved as for ExecWithin). It reports false, having sent
+// nothing, for a command that owes data on R2T (a write larger than the
+// in-capsule limit: only a waiting goroutine answers R2Ts), when no tag is
+// free, or when the queue is dead; the caller then uses Exec.
+func (q *Queue) ExecAsync(cmd *nvme.Command, data []byte, within time.Duration, done fabrics.Completer) bool {
+	dir, err := dataDirection(cmd)
+	if err != nil || (dir == dirNone && len(data) > 0) || uint64(len(data)) > math.MaxUint32 {
+		return false
+	}
+	if dir == dirH2C && len(data) > q.inCapsuleLimit(cmd) {
+		return false
+	}
+	if q.isDead() {
+		return false
+	}
+	var tag uint16
+	select {
+	case tag = <-q.free:
+	default:
+		return false
+	}
+	req := &q.reqs[tag]
+	timeout := time.Duration(q.cmdTimeout.Load())
+	within = q.fill(req, cmd, data, dir, timeout, within, done)
+	if q.isDead() {
+		if req.state.CompareAndSwap(stateInflight, stateCompleting) {
+			q.release(req)
+			return false
+		}
+		return true // the failing path completes it
+	}
+	q.arm(req, timeout, within)
+	var inCapsule []byte
+	if req.inCapsule {
+		inCapsule = data
+		req.sent = uint32(len(data))
+	}
+	if err := q.s.capsule(&req.cmd, inCapsule); err != nil {
+		q.kill(fmt.Errorf("send command cid %#04x: %w", req.cid, err))
+	}
+	return true
+}
