@@ -163,6 +163,12 @@ type Controller struct {
 type ioCmd struct {
 	cmd nvme.Command
 	buf [64]byte
+
+	// StartIO's command: where its completion goes.
+	c      *Controller
+	a      *assoc
+	within time.Duration
+	up     Completer
 }
 
 // Connect creates a controller and connects it: admin queue, Connect,

@@ -44,18 +44,24 @@ func (c *Controller) exec(ctx context.Context, cmd *nvme.Command, data []byte, w
 	} else {
 		cqe, err = q.Exec(ctx, cmd, data)
 	}
+	return cqe, c.result(a, cqe, err, within)
+}
+
+// result is the error of a command of association a that ended with cqe
+// and the queue's err (within: its silence bound).
+func (c *Controller) result(a *assoc, cqe nvme.Completion, err error, within time.Duration) error {
 	if err != nil {
 		if errors.Is(err, fabrics.ErrSilent) {
 			c.suspectSilent(a, within)
-			return cqe, ErrSilent
+			return ErrSilent
 		}
-		return cqe, c.lost(a, err)
+		return c.lost(a, err)
 	}
 	if !cqe.Status.OK() {
 		c.cmdErrors.Add(1)
-		return cqe, cqe.Status
+		return cqe.Status
 	}
-	return cqe, nil
+	return nil
 }
 
 // lost classifies a command that got no completion.
