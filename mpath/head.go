@@ -270,22 +270,29 @@ func (h *Head) Do(ctx context.Context, req *Request) error {
 }
 
 func (h *Head) do(ctx context.Context, req *Request, now int64) (int64, error) {
-	s := h.sub
 	req.retries = 0
-	var p *Path
+	return h.drive(ctx, req, nil, now, nil)
+}
+
+// drive is Do's loop. With err != nil it begins with the failure err of
+// an attempt on p (Start's completion), else with an attempt on p (nil:
+// path selection first).
+func (h *Head) drive(ctx context.Context, req *Request, p *Path, now int64, err error) (int64, error) {
+	s := h.sub
 	for {
-		if p == nil {
-			var err error
-			if p, now, err = h.pick(ctx, req, now); err != nil {
-				return s.nanotime(), err
-			}
-		}
-		req.path = p
-		end, err := h.submit(ctx, p, req, now)
 		if err == nil {
-			return end, nil
+			if p == nil {
+				if p, now, err = h.pick(ctx, req, now); err != nil {
+					return s.nanotime(), err
+				}
+			}
+			req.path = p
+			var end int64
+			if end, err = h.submit(ctx, p, req, now); err == nil {
+				return end, nil
+			}
+			now = end
 		}
-		now = end
 		v := p.drv.Classify(err, req.retries)
 		switch v.Action {
 		case ActionRetry:
@@ -364,8 +371,15 @@ func (h *Head) complete(p *Path, err error) error {
 // while it is service-time; the policy in force at submission decides what is
 // undone at completion, so a policy change in between leaves no residue.
 func (h *Head) submit(ctx context.Context, p *Path, req *Request, t0 int64) (int64, error) {
+	pol := h.begin(p, req, t0)
+	err := p.drv.Submit(ctx, req)
+	return h.end(p, req, pol, t0, err), err
+}
+
+// begin accounts the start of an attempt of req on p at t0 and sets its
+// SilentAfter; it returns the policy in force, which end needs.
+func (h *Head) begin(p *Path, req *Request, t0 int64) IOPolicy {
 	c := p.ctrl
-	g := statGroup(req.Op)
 	pol := h.sub.IOPolicy()
 	switch pol {
 	case PolicyQueueDepth:
@@ -373,12 +387,19 @@ func (h *Head) submit(ctx context.Context, p *Path, req *Request, t0 int64) (int
 	case PolicyServiceTime:
 		c.outstanding.Add(req.Length)
 	}
-	p.stats.start(g, t0)
+	p.stats.start(statGroup(req.Op), t0)
 	req.SilentAfter = 0
 	if req.Op == OpRead && h.otherUsable(p) {
 		req.SilentAfter = p.SilentAfter()
 	}
-	err := p.drv.Submit(ctx, req)
+	return pol
+}
+
+// end accounts the end of the attempt begun at t0 with result err and
+// returns the time.
+func (h *Head) end(p *Path, req *Request, pol IOPolicy, t0 int64, err error) int64 {
+	c := p.ctrl
+	g := statGroup(req.Op)
 	t1 := h.sub.nanotime()
 	p.stats.done(g, req.Length, t0, t1)
 	if err == nil && req.Op == OpRead {
@@ -393,7 +414,7 @@ func (h *Head) submit(ctx context.Context, p *Path, req *Request, t0 int64) (int
 			c.sample(t1-t0, req.Length, t1)
 		}
 	}
-	return t1, err
+	return t1
 }
 
 // otherUsable reports whether a path other than p could take a re-sent

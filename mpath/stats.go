@@ -138,6 +138,13 @@ func (s *ioStats) start(g int, now int64) {
 	s.inflight[rwDir(g)].Add(1)
 }
 
+// cancel takes back a start of group g that never became an I/O.
+func (s *ioStats) cancel(g int) {
+	if g != grpNone {
+		s.inflight[rwDir(g)].Add(-1)
+	}
+}
+
 func (s *ioStats) done(g int, length int64, start, end int64) {
 	if g == grpNone {
 		return

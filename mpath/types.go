@@ -147,6 +147,14 @@ type Request struct {
 
 	path    *Path // path of the current attempt
 	retries int   // retries on the current path
+
+	// Head.Start's request: the attempt's start and policy, and where the
+	// result goes.
+	t0     int64
+	pol    IOPolicy
+	ctx    context.Context
+	done   Completer
+	onPath attemptDone
 }
 
 // Path returns the path the request is (or was last) submitted on, or nil.
