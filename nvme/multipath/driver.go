@@ -17,6 +17,7 @@ package multipath
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,12 +76,15 @@ type Path struct {
 	anaChanges atomic.Uint64 // ANA state transitions
 	group      atomic.Uint32 // ANA group ID
 	crdt       [3]time.Duration
+
+	starts sync.Pool // *startedIO
 }
 
 var (
-	_ mpath.PathDriver   = (*Path)(nil)
-	_ mpath.ANARefresher = (*Path)(nil)
-	_ mpath.Fencer       = (*Path)(nil)
+	_ mpath.PathDriver      = (*Path)(nil)
+	_ mpath.ANARefresher    = (*Path)(nil)
+	_ mpath.Fencer          = (*Path)(nil)
+	_ mpath.AsyncPathDriver = (*Path)(nil)
 )
 
 // NewPath returns the driver of namespace ns seen through ctrl.
