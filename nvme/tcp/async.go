@@ -18,14 +18,18 @@ var _ fabrics.AsyncExecer = (*Queue)(nil)
 // timer goroutine when the silence bound gives a read up (ErrSilent; the
 // tag stays reserved as for ExecWithin). It reports false, having sent
 // nothing, for a command that owes data on R2T (a write larger than the
-// in-capsule limit: only a waiting goroutine answers R2Ts), when no tag is
-// free, or when the queue is dead; the caller then uses Exec.
+// in-capsule limit: only a waiting goroutine answers R2Ts), a write of more
+// than 16 KiB (written by the calling goroutine), when no tag is free, or
+// when the queue is dead; the caller then uses Exec.
 func (q *Queue) ExecAsync(cmd *nvme.Command, data []byte, within time.Duration, done fabrics.Completer) bool {
 	dir, err := dataDirection(cmd)
 	if err != nil || (dir == dirNone && len(data) > 0) || uint64(len(data)) > math.MaxUint32 {
 		return false
 	}
-	if dir == dirH2C && len(data) > q.inCapsuleLimit(cmd) {
+	if dir == dirH2C && (len(data) > q.inCapsuleLimit(cmd) || len(data) > copyMax) {
+		// Data on R2T needs a waiting goroutine; large in-capsule data is
+		// written by the submitter, which would stall an asynchronous
+		// submitter's other work for the whole socket write.
 		return false
 	}
 	if q.isDead() {
