@@ -71,6 +71,9 @@ type FUSE struct {
 	MaxReaders    int  // goroutines reading /dev/fuse (0: go-fuse default)
 	AllowOther    bool // let other users access the mount
 	Debug         bool // log every FUSE request
+	// GoFuseLoop serves every request from go-fuse's own /dev/fuse loop
+	// instead of mpathfs's (whose namespace I/O completes asynchronously).
+	GoFuseLoop bool
 	// GoMaxProcs is the Go scheduler's P count (0: 4 x CPUs, at least 8).
 	// FUSE and socket I/O block in syscalls that hold a P until the
 	// runtime takes it back; with only as many Ps as cores, 4 KiB I/O at
@@ -373,6 +376,7 @@ func (p *parser) fuse(m map[string]any, f *FUSE) error {
 		"memory_limit_mib": intIn(&f.MemoryLimitMiB, 0, 1<<20),
 		"allow_other":      func(v any) (err error) { f.AllowOther, err = asBool(v); return },
 		"debug":            func(v any) (err error) { f.Debug, err = asBool(v); return },
+		"go_fuse_loop":     func(v any) (err error) { f.GoFuseLoop, err = asBool(v); return },
 	})
 }
 

@@ -95,9 +95,11 @@ func (b *blockIO) stripeRange(off, n int64) (wrap, first, last int) {
 	return 0, first, end
 }
 
-// alignedWrite runs write, which writes the whole blocks [off, off+n),
-// ordered against RMWs of those blocks: lock-free unless one is in flight.
-func (b *blockIO) alignedWrite(off, n int64, write func() error) error {
+// enter starts a lock-free aligned write of the whole blocks [off,
+// off+n): it announces the write on their stripes and returns them for
+// leave. It reports false, having left again, while an RMW of one of
+// them is in flight.
+func (b *blockIO) enter(off, n int64) ([3]int, bool) {
 	wrap, first, last := b.stripeRange(off, n)
 	busy := false
 	for _, r := range [2][2]int{{0, wrap}, {first, last}} {
@@ -110,14 +112,24 @@ func (b *blockIO) alignedWrite(off, n int64, write func() error) error {
 			busy = b.stripes[i].rmw.Load() > 0
 		}
 	}
-	if !busy {
-		err := write()
+	if busy {
+		// Its RMW may be waiting for us: leave the lock-free set.
 		b.leave(wrap, first, last)
+		return [3]int{}, false
+	}
+	return [3]int{wrap, first, last}, true
+}
+
+// alignedWrite runs write, which writes the whole blocks [off, off+n),
+// ordered against RMWs of those blocks: lock-free unless one is in flight.
+func (b *blockIO) alignedWrite(off, n int64, write func() error) error {
+	if s, ok := b.enter(off, n); ok {
+		err := write()
+		b.leave(s[0], s[1], s[2])
 		return err
 	}
-	// An RMW is in flight: leave the lock-free set (its RMW may be waiting
-	// for us) and take every stripe's lock in ascending order instead.
-	b.leave(wrap, first, last)
+	wrap, first, last := b.stripeRange(off, n)
+	// An RMW is in flight: take every stripe's lock in ascending order.
 	for _, r := range [2][2]int{{0, wrap}, {first, last}} {
 		for i := r[0]; i < r[1]; i++ {
 			b.stripes[i].mu.Lock()

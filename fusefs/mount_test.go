@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/hashicorp/go-hclog"
 	"github.com/mpathfs/mpathfs/fusefs"
 	"github.com/mpathfs/mpathfs/fusefs/fusefstest"
@@ -44,13 +43,19 @@ type env struct {
 	fix    *sysfsviewtest.Fixture
 	dev    *fusefstest.RAM
 	log    *syncBuf
-	server *fuse.Server
+	server *fusefs.Server
 }
 
 const nsSize = 32 << 20
 
 // mount serves a fixture tree and a RAM namespace file nvme0n1 in a temp dir.
 func mount(t *testing.T) *env {
+	t.Helper()
+	return mountWith(t, fusefs.Options{})
+}
+
+// mountWith is mount with options.
+func mountWith(t *testing.T, opts fusefs.Options) *env {
 	t.Helper()
 	requireFUSE(t)
 	lb := &syncBuf{}
@@ -65,7 +70,7 @@ func mount(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	mnt := t.TempDir()
-	server, err := fusefs.Mount(mnt, root, fusefs.Options{})
+	server, err := fusefs.Mount(mnt, root, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

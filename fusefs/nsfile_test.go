@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mpathfs/mpathfs/fusefs"
 )
 
 func randBytes(seed int64, n int) []byte {
@@ -300,6 +302,39 @@ func TestFioVerify(t *testing.T) {
 	}
 	if c := e.dev.Counts(); c.Writes < 4096 || c.Misaligned != 0 {
 		t.Fatalf("device counts %+v after fio", c)
+	}
+	// As root the mount serves /dev/fuse itself: the aligned I/O went the
+	// asynchronous way.
+	if os.Geteuid() == 0 && e.dev.Started() < 4096 {
+		t.Fatalf("%d I/Os started asynchronously, want all %d aligned ones", e.dev.Started(), e.dev.Counts().Writes)
+	}
+}
+
+// TestGoFuseLoop runs the namespace file on go-fuse's own loop: nothing
+// is started asynchronously and the data still arrives.
+func TestGoFuseLoop(t *testing.T) {
+	t.Parallel()
+	e := mountWith(t, fusefs.Options{GoFuseLoop: true})
+	data := randBytes(7, 1<<20)
+	f, err := os.OpenFile(e.path("nvme0n1"), os.O_RDWR|syscall.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, len(data)) // FUSE copies: no alignment needed
+	copy(buf, data)
+	if _, err := f.WriteAt(buf, 4096); err != nil {
+		t.Fatal(err)
+	}
+	clear(buf)
+	if _, err := f.ReadAt(buf, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf, data) || !bytes.Equal(e.dev.Snapshot()[4096:4096+len(data)], data) {
+		t.Fatal("data differs")
+	}
+	if n := e.dev.Started(); n != 0 {
+		t.Fatalf("%d I/Os started asynchronously on go-fuse's loop", n)
 	}
 }
 

@@ -1,13 +1,20 @@
 package fusefs
 
 import (
+	"cmp"
 	"fmt"
+	"log"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
 )
 
 // Options are the FUSE mount knobs mpathfs owns. The zero value is usable.
@@ -38,6 +45,14 @@ type Options struct {
 	Name string
 	// DirectMount mounts with mount(2) first, falling back to fusermount3.
 	DirectMount bool
+	// GoFuseLoop serves every request from go-fuse's own /dev/fuse loop
+	// (one goroutine per request in flight). Otherwise Mount serves
+	// /dev/fuse itself where it can mount with mount(2) (as root):
+	// namespace READs and WRITEs are answered from the device's completion
+	// (AsyncBlockDevice), everything else goes through go-fuse's protocol
+	// server. Readers is then the number of goroutines reading /dev/fuse
+	// (0: two).
+	GoFuseLoop bool
 	// Logger receives I/O error reports; nil discards them.
 	Logger hclog.Logger
 }
@@ -118,9 +133,119 @@ func NewServer(mountpoint string, root fs.InodeEmbedder, opts Options) (*fuse.Se
 	return server, nil
 }
 
+// defaultLoopReaders is the devLoop's reader count when Options.Readers is
+// 0. Measured on 2 cores against 1: 4 KiB QD32 +12% (read) and +28%
+// (write), 1 MiB writes at QD8 +31%, QD1 latency unchanged.
+const defaultLoopReaders = 2
+
+// Server is a mounted tree.
+type Server struct {
+	dir  string
+	gf   *fuse.Server // go-fuse's loop, or nil
+	loop *devLoop     // our loop, or nil
+}
+
 // Mount serves root (the namespace files and the attribute tree) at
-// mountpoint. Stop it with server.Unmount (or fusermount3 -u) and wait with
-// server.Wait.
-func Mount(mountpoint string, root *Root, opts Options) (*fuse.Server, error) {
-	return NewServer(mountpoint, root, opts)
+// mountpoint. Stop it with Unmount (or umount) and wait with Wait.
+func Mount(mountpoint string, root *Root, opts Options) (*Server, error) {
+	if !opts.GoFuseLoop && os.Geteuid() == 0 {
+		return mountDevLoop(mountpoint, root, opts)
+	}
+	srv, err := NewServer(mountpoint, root, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{dir: mountpoint, gf: srv}, nil
+}
+
+// mountDevLoop mounts with mount(2) and serves /dev/fuse with a devLoop
+// in front of go-fuse's protocol server.
+func mountDevLoop(mountpoint string, root *Root, opts Options) (*Server, error) {
+	opts = opts.withDefaults()
+	mo := opts.MountOptions()
+	// Entry replies must be seen to learn the namespace files' node IDs:
+	// READDIRPLUS would hand them out unseen.
+	mo.DisableReadDirPlus = true
+	mo.Logger = log.New(hclogWriter{opts.Logger}, "", 0)
+	zero := time.Duration(0)
+	fsOpts := &fs.Options{MountOptions: mo, EntryTimeout: &zero, AttrTimeout: &zero, NegativeTimeout: &zero}
+	ps := fuse.NewProtocolServer(fs.NewNodeFS(root, fsOpts), &fsOpts.MountOptions)
+
+	var st syscall.Stat_t
+	if err := syscall.Stat(mountpoint, &st); err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	fd, err := syscall.Open("/dev/fuse", syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: /dev/fuse: %w", mountpoint, err)
+	}
+	data := []string{
+		fmt.Sprintf("fd=%d", fd),
+		fmt.Sprintf("rootmode=%o", st.Mode&syscall.S_IFMT),
+		fmt.Sprintf("user_id=%d", os.Geteuid()),
+		fmt.Sprintf("group_id=%d", os.Getegid()),
+		fmt.Sprintf("max_read=%d", mo.MaxWrite),
+	}
+	data = append(data, mo.Options...)
+	if mo.AllowOther {
+		data = append(data, "allow_other")
+	}
+	err = syscall.Mount(opts.FsName, mountpoint, "fuse."+opts.Name, syscall.MS_NOSUID|syscall.MS_NODEV, strings.Join(data, ","))
+	if err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	l := newDevLoop(os.NewFile(uintptr(fd), "/dev/fuse"), ps, root, mo.MaxWrite, opts.Logger)
+	l.start(cmp.Or(opts.Readers, defaultLoopReaders))
+	srv := &Server{dir: mountpoint, loop: l}
+	if err := pollHack(mountpoint); err != nil {
+		_ = srv.Unmount()
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	return srv, nil
+}
+
+// pollHack makes the kernel learn that the filesystem does not poll
+// before anything in this process opens a file of it (go-fuse's
+// WaitMount does the same). Otherwise the kernel sends FUSE_POLL when Go
+// registers such a file with epoll, from a thread that holds a P without a
+// system call: with every P stuck so, the loop that would answer never runs.
+func pollHack(mountpoint string) error {
+	fd, err := syscall.Open(filepath.Join(mountpoint, ".go-fuse-epoll-hack"), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("poll probe: %w", err)
+	}
+	defer syscall.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLPRI | unix.POLLOUT}}
+	_, _ = unix.Poll(fds, 0) // FUSE_POLL, answered ENOSYS: the reply is what matters
+	return nil
+}
+
+// hclogWriter turns go-fuse's log lines into debug lines of an hclog.Logger.
+type hclogWriter struct{ log hclog.Logger }
+
+func (w hclogWriter) Write(p []byte) (int, error) {
+	w.log.Debug("go-fuse: " + strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// Unmount unmounts; it fails (EBUSY) while files are open.
+func (s *Server) Unmount() error {
+	if s.gf != nil {
+		return s.gf.Unmount()
+	}
+	if err := syscall.Unmount(s.dir, 0); err != nil {
+		return fmt.Errorf("unmount %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Wait blocks until the filesystem is unmounted and every request was
+// answered.
+func (s *Server) Wait() {
+	if s.gf != nil {
+		s.gf.Wait()
+		return
+	}
+	s.loop.wait()
 }

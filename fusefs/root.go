@@ -89,6 +89,21 @@ func (r *Root) RemoveNamespace(name string) error {
 	return nil // entries have a zero timeout: the next lookup fails
 }
 
+// blockIOByIno returns the namespace file with inode number ino, or nil.
+func (r *Root) blockIOByIno(ino uint64) *blockIO {
+	if ino <= nsInoBase {
+		return nil
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, e := range r.ns {
+		if e.ino == ino {
+			return e.io
+		}
+	}
+	return nil
+}
+
 // Getattr implements fs.NodeGetattrer.
 func (r *Root) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = syscall.S_IFDIR | 0o755

@@ -35,7 +35,7 @@ func (f *mountFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.config, "c", "", "configuration file (TOML)")
 	fs.Var(&f.connect, "connect", "connect a controller: kernel fabrics options, e.g. traddr=10.0.0.1,trsvcid=4420,nqn=NQN (repeatable)")
 	fs.Var(&f.discover, "discover", "connect every entry of a discovery log: traddr=ADDR[,trsvcid=8009][,persistent] (repeatable; persistent follows discovery-log-change AENs)")
-	fs.Var(&f.fuseOpts, "o", "FUSE options: allow_other, debug, max_write=N, max_background=N, max_readers=N, gomaxprocs=N, memory_limit_mib=N (comma separated, repeatable)")
+	fs.Var(&f.fuseOpts, "o", "FUSE options: allow_other, debug, go_fuse_loop, max_write=N, max_background=N, max_readers=N, gomaxprocs=N, memory_limit_mib=N (comma separated, repeatable)")
 	fs.StringVar(&f.metrics, "metrics-listen", "", "serve Prometheus /metrics on HOST:PORT (overrides [metrics] listen)")
 	f.log.register(fs)
 }
@@ -130,6 +130,8 @@ func applyFUSEOpts(f *config.FUSE, opts []string) error {
 				f.AllowOther = true
 			case "debug":
 				f.Debug = true
+			case "go_fuse_loop":
+				f.GoFuseLoop = true
 			case "max_write":
 				f.MaxWrite, err = num(4096, 1<<20)
 			case "max_background":

@@ -21,7 +21,26 @@ type RAM struct {
 
 	reads, writes, flushes, zeroes, deallocs atomic.Int64
 	misaligned, maxRead, maxWrite            atomic.Int64
+	started                                  atomic.Int64
 }
+
+// StartIO implements fusefs.AsyncBlockDevice: the I/O runs as ReadAt or
+// WriteAt on a goroutine of its own (hooks included), which then completes
+// it.
+func (r *RAM) StartIO(ctx context.Context, write bool, p []byte, off int64, done interface{ Complete(error) }) bool {
+	r.started.Add(1)
+	go func() {
+		if write {
+			done.Complete(r.WriteAt(ctx, p, off))
+		} else {
+			done.Complete(r.ReadAt(ctx, p, off))
+		}
+	}()
+	return true
+}
+
+// Started is the number of I/Os started with StartIO.
+func (r *RAM) Started() int64 { return r.started.Load() }
 
 // SetHook installs fn to run before every device read and write, after the
 // alignment checks (nil removes it); tests use it to widen race windows or to

@@ -8,8 +8,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
-
 	"github.com/mpathfs/mpathfs/fusefs"
 	"github.com/mpathfs/mpathfs/internal/memlimit"
 )
@@ -18,7 +16,7 @@ import (
 type Mount struct {
 	d      *Daemon
 	root   *fusefs.Root
-	server *fuse.Server
+	server *fusefs.Server
 	dir    string
 }
 
@@ -45,6 +43,7 @@ func (d *Daemon) FUSEOptions() fusefs.Options {
 		Readers:       f.MaxReaders,
 		AllowOther:    f.AllowOther,
 		Debug:         f.Debug,
+		GoFuseLoop:    f.GoFuseLoop,
 		Logger:        d.log.Named("fuse"),
 	}
 }

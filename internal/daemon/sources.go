@@ -55,6 +55,7 @@ func (s *ctrlSource) SQSize() int         { return s.hc.SQSize() }
 func (s *ctrlSource) KATO() time.Duration { return s.hc.KATO() }
 
 var _ sysfsview.CommandTimeouts = (*ctrlSource)(nil)
+var _ fusefs.AsyncBlockDevice = (*Device)(nil)
 
 func (s *ctrlSource) AdminTimeout() time.Duration { return s.hc.AdminTimeout() }
 func (s *ctrlSource) IOTimeout() time.Duration    { return s.hc.IOTimeout() }
@@ -289,6 +290,9 @@ type Device struct {
 	h    *mpath.Head
 	pr   *multipath.Reservations
 	reqs sync.Pool // *mpath.Request
+	ios  sync.Pool // *deviceIO
+
+	started atomic.Uint64 // I/Os begun with StartIO
 }
 
 func newDevice(h *mpath.Head) *Device {
@@ -321,6 +325,45 @@ func (v *Device) do(ctx context.Context, op mpath.Op, off, n int64, buf []byte) 
 	v.reqs.Put(r)
 	return err
 }
+
+// deviceIO is one StartIO in flight: its request and where the result goes.
+type deviceIO struct {
+	req  mpath.Request
+	v    *Device
+	done fusefs.Completer
+}
+
+// Complete implements mpath.Completer.
+func (x *deviceIO) Complete(err error) {
+	v, done := x.v, x.done
+	x.req, x.done = mpath.Request{}, nil
+	v.ios.Put(x)
+	done.Complete(err)
+}
+
+// StartIO implements fusefs.AsyncBlockDevice through mpath.Head.Start.
+func (v *Device) StartIO(ctx context.Context, write bool, p []byte, off int64, done fusefs.Completer) bool {
+	x, _ := v.ios.Get().(*deviceIO)
+	if x == nil {
+		x = &deviceIO{v: v}
+	}
+	op := mpath.OpRead
+	if write {
+		op = mpath.OpWrite
+	}
+	x.req = mpath.Request{Op: op, Offset: off, Length: int64(len(p)), Buf: p, Node: 0}
+	x.done = done
+	if !v.h.Start(ctx, &x.req, x) {
+		x.req, x.done = mpath.Request{}, nil
+		v.ios.Put(x)
+		return false
+	}
+	v.started.Add(1)
+	return true
+}
+
+// Started is the number of I/Os begun asynchronously (StartIO).
+func (v *Device) Started() uint64 { return v.started.Load() }
 
 // ReadAt reads len(p) bytes at off; both are block aligned.
 func (v *Device) ReadAt(ctx context.Context, p []byte, off int64) error {
