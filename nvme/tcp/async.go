@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"fmt"
 	"math"
 	"time"
 
@@ -51,14 +50,6 @@ func (q *Queue) ExecAsync(cmd *nvme.Command, data []byte, within time.Duration, 
 		}
 		return true // the failing path completes it
 	}
-	q.arm(req, timeout, within)
-	var inCapsule []byte
-	if req.inCapsule {
-		inCapsule = data
-		req.sent = uint32(len(data))
-	}
-	if err := q.s.capsule(&req.cmd, inCapsule); err != nil {
-		q.kill(fmt.Errorf("send command cid %#04x: %w", req.cid, err))
-	}
+	q.send(req, data, timeout, within)
 	return true
 }

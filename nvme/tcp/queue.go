@@ -423,15 +423,7 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 		}
 		return q.wait(ctx, req)
 	}
-	q.arm(req, timeout, within)
-	var inCapsule []byte
-	if req.inCapsule {
-		inCapsule = data
-		req.sent = uint32(len(data))
-	}
-	if err := q.s.capsule(&req.cmd, inCapsule); err != nil {
-		q.kill(fmt.Errorf("send command cid %#04x: %w", req.cid, err))
-	}
+	q.send(req, data, timeout, within)
 	return q.wait(ctx, req)
 }
 
@@ -473,6 +465,21 @@ func (q *Queue) fill(req *request, cmd *nvme.Command, data []byte, dir direction
 	q.inflight.Add(1)
 	req.state.Store(stateInflight)
 	return within
+}
+
+// send arms req's timers and sends its capsule (with data in-capsule if
+// it goes so); a
+// send error kills the queue, which completes req.
+func (q *Queue) send(req *request, data []byte, timeout, within time.Duration) {
+	q.arm(req, timeout, within)
+	var inCapsule []byte
+	if req.inCapsule {
+		inCapsule = data
+		req.sent = uint32(len(data))
+	}
+	if err := q.s.capsule(&req.cmd, inCapsule); err != nil {
+		q.kill(fmt.Errorf("send command cid %#04x: %w", req.cid, err))
+	}
 }
 
 // arm starts req's command timeout and silence bound.
