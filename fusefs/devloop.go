@@ -3,7 +3,6 @@ package fusefs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -318,7 +317,7 @@ func (l *devLoop) fast(bp *[]byte, n int) (started, kept bool) {
 	if write {
 		var ok bool
 		if r.stripe, ok = io.enter(off, int64(size)); !ok {
-			r.release()
+			r.decline()
 			return false, false // an RMW of these blocks is in flight: go-fuse orders it
 		}
 	}
@@ -329,10 +328,17 @@ func (l *devLoop) fast(bp *[]byte, n int) (started, kept bool) {
 			io.leave(r.stripe[0], r.stripe[1], r.stripe[2])
 		}
 		l.active.Done()
-		r.release()
+		r.decline()
 		return false, false
 	}
 	return true, kept
+}
+
+// decline recycles a request that was not started: the read buffer stays
+// with the reader, which hands the request to go-fuse in it.
+func (r *fastReq) decline() {
+	r.big = nil
+	r.release()
 }
 
 // Complete implements Completer: the reply goes out from here.
@@ -370,5 +376,3 @@ func (r *fastReq) release() {
 
 // wait blocks until the loop ended and every request was answered.
 func (l *devLoop) wait() { <-l.done }
-
-func (l *devLoop) String() string { return fmt.Sprintf("devLoop(fd %d)", l.raw) }

@@ -21,13 +21,18 @@ type RAM struct {
 
 	reads, writes, flushes, zeroes, deallocs atomic.Int64
 	misaligned, maxRead, maxWrite            atomic.Int64
-	started                                  atomic.Int64
+	started, declined                        atomic.Int64
+	decline                                  atomic.Bool
 }
 
 // StartIO implements fusefs.AsyncBlockDevice: the I/O runs as ReadAt or
 // WriteAt on a goroutine of its own (hooks included), which then completes
-// it.
+// it; with SetDeclineAsync it declines instead.
 func (r *RAM) StartIO(ctx context.Context, write bool, p []byte, off int64, done interface{ Complete(error) }) bool {
+	if r.decline.Load() {
+		r.declined.Add(1)
+		return false
+	}
 	r.started.Add(1)
 	go func() {
 		if write {
@@ -41,6 +46,13 @@ func (r *RAM) StartIO(ctx context.Context, write bool, p []byte, off int64, done
 
 // Started is the number of I/Os started with StartIO.
 func (r *RAM) Started() int64 { return r.started.Load() }
+
+// SetDeclineAsync makes StartIO decline every I/O (as a device with no
+// usable path at once does), so the caller falls back to ReadAt/WriteAt.
+func (r *RAM) SetDeclineAsync(on bool) { r.decline.Store(on) }
+
+// Declined is the number of I/Os StartIO declined.
+func (r *RAM) Declined() int64 { return r.declined.Load() }
 
 // SetHook installs fn to run before every device read and write, after the
 // alignment checks (nil removes it); tests use it to widen race windows or to
