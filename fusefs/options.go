@@ -103,19 +103,18 @@ func (o Options) MountOptions() fuse.MountOptions {
 	}
 }
 
+// nodeFSOptions are the go-fuse fs options for mount options mo. Nodes set
+// their own timeouts; no blanket caching.
+func nodeFSOptions(mo fuse.MountOptions) *fs.Options {
+	zero := time.Duration(0)
+	return &fs.Options{MountOptions: mo, EntryTimeout: &zero, AttrTimeout: &zero, NegativeTimeout: &zero}
+}
+
 // NewServer mounts root at mountpoint with opts and starts serving; it
 // returns once the mount is usable. It is the shared helper behind Mount and
 // the ramfs baseline.
 func NewServer(mountpoint string, root fs.InodeEmbedder, opts Options) (*fuse.Server, error) {
-	mo := opts.MountOptions()
-	zero := time.Duration(0)
-	fsOpts := &fs.Options{
-		MountOptions: mo,
-		// Nodes set their own timeouts; no blanket caching.
-		EntryTimeout:    &zero,
-		AttrTimeout:     &zero,
-		NegativeTimeout: &zero,
-	}
+	fsOpts := nodeFSOptions(opts.MountOptions())
 	rawFS := fs.NewNodeFS(root, fsOpts)
 	if opts.Readers > 0 {
 		prev := runtime.GOMAXPROCS(opts.Readers)
@@ -167,8 +166,7 @@ func mountDevLoop(mountpoint string, root *Root, opts Options) (*Server, error) 
 	// READDIRPLUS would hand them out unseen.
 	mo.DisableReadDirPlus = true
 	mo.Logger = log.New(hclogWriter{opts.Logger}, "", 0)
-	zero := time.Duration(0)
-	fsOpts := &fs.Options{MountOptions: mo, EntryTimeout: &zero, AttrTimeout: &zero, NegativeTimeout: &zero}
+	fsOpts := nodeFSOptions(mo)
 	ps := fuse.NewProtocolServer(fs.NewNodeFS(root, fsOpts), &fsOpts.MountOptions)
 
 	var st syscall.Stat_t

@@ -47,9 +47,7 @@ func (h *Head) Start(ctx context.Context, req *Request, done Completer) bool {
 	if !ok {
 		return false
 	}
-	if h.logged.Load() != 0 {
-		h.logged.Store(0) // the no-path episode is over
-	}
+	h.pathFound()
 	h.stats.start(statGroup(req.Op), now)
 	req.retries, req.path, req.t0, req.done, req.ctx = 0, p, now, done, ctx
 	req.onPath.req = req

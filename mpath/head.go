@@ -428,13 +428,18 @@ func (h *Head) otherUsable(p *Path) bool {
 	return false
 }
 
+// pathFound ends a no-path log episode, if one is on.
+func (h *Head) pathFound() {
+	if h.logged.Load() != 0 {
+		h.logged.Store(0)
+	}
+}
+
 // pick selects a path for req, waiting while none is usable but one may return.
 // It returns the time after the wait.
 func (h *Head) pick(ctx context.Context, req *Request, now int64) (*Path, int64, error) {
 	if p := h.selectHooked(req, now); p != nil {
-		if h.logged.Load() != 0 {
-			h.logged.Store(0) // the no-path episode is over
-		}
+		h.pathFound()
 		return p, now, nil
 	}
 	for {
