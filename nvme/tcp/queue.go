@@ -131,7 +131,8 @@ type request struct {
 
 	done chan struct{} // cap 1: the completer signals the waiting Exec
 	// notify replaces done for ExecAsync: the completer calls it. Set
-	// before the request goes in flight, cleared by release.
+	// (nil for Exec) before the request goes in flight and only then, so
+	// that a silence timer reading it never races with release.
 	notify fabrics.Completer
 	r2t    chan pdu.R2T // cap 1: MAXR2T is 0, one R2T outstanding at most
 	// mu is held by the reader while it places data into data, and by
@@ -139,6 +140,11 @@ type request struct {
 	// after Exec returned.
 	mu sync.Mutex
 
+	// The timers. On the system clock timer and soft exist from the
+	// queue's start and are only Reset and Stopped, so that the submitter
+	// arming them and a completer releasing the tag (a queue dying
+	// meanwhile) never race on the fields; on an injected clock ftimer and
+	// fsoft are replaced per use, under fmu.
 	timer    *time.Timer
 	ftimer   clock.Timer  // the timer when Config.Clock is not the system clock
 	deadline atomic.Int64 // ns since q.epoch
@@ -149,11 +155,11 @@ type request struct {
 	label     atomic.Uint32
 	timeoutNs atomic.Int64
 
-	// ExecWithin's silence bound: soft (fsoft on an injected clock, under
-	// fsoftMu) fires softExpire, which signals softc when the queue
-	// received nothing for silentNs since submitNs.
+	// ExecWithin's silence bound: soft (fsoft on an injected clock) fires
+	// softExpire, which signals softc when the queue received nothing for
+	// silentNs since submitNs.
 	soft     *time.Timer
-	fsoftMu  sync.Mutex
+	fmu      sync.Mutex
 	fsoft    clock.Timer
 	softc    chan struct{} // cap 1
 	silentNs atomic.Int64  // 0: no bound
@@ -308,6 +314,12 @@ func newQueue(ctx context.Context, conn net.Conn, cfg Config) (*Queue, error) {
 		req.done = make(chan struct{}, 1)
 		req.r2t = make(chan pdu.R2T, 1)
 		req.softc = make(chan struct{}, 1)
+		if q.sysClk {
+			req.timer = time.AfterFunc(time.Hour, req.expire)
+			req.timer.Stop()
+			req.soft = time.AfterFunc(time.Hour, req.softExpire)
+			req.soft.Stop()
+		}
 		q.free <- uint16(i)
 	}
 	go q.readLoop()
@@ -485,16 +497,15 @@ func (q *Queue) send(req *request, data []byte, timeout, within time.Duration) {
 // arm starts req's command timeout and silence bound.
 func (q *Queue) arm(req *request, timeout, within time.Duration) {
 	if timeout > 0 {
-		switch {
-		case !q.sysClk:
+		if q.sysClk {
+			req.timer.Reset(timeout)
+		} else {
+			req.fmu.Lock()
 			if req.ftimer != nil {
 				req.ftimer.Stop()
 			}
 			req.ftimer = q.clk.AfterFunc(timeout, req.expire)
-		case req.timer == nil:
-			req.timer = time.AfterFunc(timeout, req.expire)
-		default:
-			req.timer.Reset(timeout)
+			req.fmu.Unlock()
 		}
 	}
 	if within > 0 {
@@ -660,19 +671,15 @@ func (req *request) softExpire() {
 func (req *request) armSoft(d time.Duration) {
 	q := req.q
 	if q.sysClk {
-		if req.soft == nil {
-			req.soft = time.AfterFunc(d, req.softExpire)
-		} else {
-			req.soft.Reset(d)
-		}
+		req.soft.Reset(d)
 		return
 	}
-	req.fsoftMu.Lock()
+	req.fmu.Lock()
 	if req.fsoft != nil {
 		req.fsoft.Stop()
 	}
 	req.fsoft = q.clk.AfterFunc(d, req.softExpire)
-	req.fsoftMu.Unlock()
+	req.fmu.Unlock()
 }
 
 // complete delivers a result to req if it is in flight; it reports whether
@@ -705,27 +712,22 @@ func (q *Queue) complete(req *request, cqe *nvme.Completion, err error) bool {
 
 // release recycles req's tag.
 func (q *Queue) release(req *request) {
-	if req.timer != nil {
+	req.silentNs.Store(0)
+	if q.sysClk {
 		req.timer.Stop()
-	}
-	if req.soft != nil {
-		req.silentNs.Store(0)
 		req.soft.Stop()
-	}
-	if !q.sysClk {
-		req.silentNs.Store(0)
-		req.fsoftMu.Lock()
+	} else {
+		req.fmu.Lock()
 		if req.fsoft != nil {
 			req.fsoft.Stop()
 		}
-		req.fsoftMu.Unlock()
-	}
-	if req.ftimer != nil {
-		req.ftimer.Stop()
+		if req.ftimer != nil {
+			req.ftimer.Stop()
+		}
+		req.fmu.Unlock()
 	}
 	req.data = nil
 	req.err = nil
-	req.notify = nil
 	select {
 	case <-req.r2t:
 	default:
