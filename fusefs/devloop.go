@@ -7,10 +7,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/mpathfs/mpathfs/internal/plug"
 )
 
 // AsyncBlockDevice is the optional BlockDevice capability behind the
@@ -23,8 +27,9 @@ type AsyncBlockDevice interface {
 	// is not touched after it. It reports false, having started nothing,
 	// when the I/O cannot start at once; the caller then uses ReadAt or
 	// WriteAt. ctx bounds the waits of a started I/O that must be retried
-	// or failed over.
-	StartIO(ctx context.Context, write bool, p []byte, off int64, done Completer) bool
+	// or failed over. pl, if not nil, lets the device hold the I/O back
+	// until pl.Unplug, to send it with others (see package plug).
+	StartIO(ctx context.Context, write bool, p []byte, off int64, done Completer, pl *plug.Plug) bool
 }
 
 // Completer receives the result of an AsyncBlockDevice I/O: Complete is
@@ -64,6 +69,11 @@ const (
 // buffer; larger ones keep the /dev/fuse read buffer they arrived in.
 const smallIO = 64 << 10
 
+// backstop bounds how long an I/O can stay held when the request that
+// /dev/fuse showed pending vanished before a reader took it (the kernel
+// drops a queued request whose caller got a fatal signal).
+const backstop = time.Millisecond
+
 // devLoop serves /dev/fuse itself: namespace READs and WRITEs that a
 // device can start asynchronously are answered from the device's
 // completion (no goroutine waits for them); every other request goes to
@@ -89,6 +99,14 @@ type devLoop struct {
 	// lookup that changes it.
 	nodes   atomic.Pointer[map[uint64]*blockIO]
 	nodesMu sync.Mutex
+
+	// plug holds the commands of I/Os started while more requests are
+	// pending on /dev/fuse, so that they leave in one socket write per
+	// queue; a reader that finds nothing pending unplugs, whichever reader
+	// held them. busy counts started I/Os not yet completed: the first
+	// I/O of an idle mount is never held.
+	plug plug.Plug
+	busy atomic.Int32
 
 	active  sync.WaitGroup // requests not yet answered
 	readers sync.WaitGroup
@@ -142,9 +160,28 @@ func (l *devLoop) start(n int) {
 // ends (ENODEV at unmount or abort).
 func (l *devLoop) read() {
 	defer l.readers.Done()
+	defer l.plug.Unplug()
+	fds := []unix.PollFd{{Fd: int32(l.raw), Events: unix.POLLIN}}
+	stop := time.AfterFunc(time.Hour, l.plug.Unplug)
+	stop.Stop()
 	bp := l.big.Get().(*[]byte)
 	for {
+		// Held commands go out before this reader may block: now if
+		// nothing is pending, else after the pending request is read
+		// (and nothing follows it), by this reader or another.
+		armed := false
+		if l.plug.Held() {
+			if n, _ := unix.Poll(fds, 0); n <= 0 {
+				l.plug.Unplug()
+			} else {
+				stop.Reset(backstop)
+				armed = true
+			}
+		}
 		n, err := syscall.Read(l.raw, *bp)
+		if armed {
+			stop.Stop()
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, syscall.EINTR), errors.Is(err, syscall.EAGAIN):
@@ -323,7 +360,12 @@ func (l *devLoop) fast(bp *[]byte, n int) (started, kept bool) {
 	}
 	kept = r.big != nil // r may be recycled once StartIO returns
 	l.active.Add(1)
-	if !dev.StartIO(l.ctx, write, r.data, off, r) {
+	var pl *plug.Plug
+	if l.busy.Add(1) > 1 {
+		pl = &l.plug
+	}
+	if !dev.StartIO(l.ctx, write, r.data, off, r, pl) {
+		l.busy.Add(-1)
 		if write {
 			io.leave(r.stripe[0], r.stripe[1], r.stripe[2])
 		}
@@ -363,6 +405,7 @@ func (r *fastReq) Complete(err error) {
 	}
 	l.writeReply(reply)
 	r.release()
+	l.busy.Add(-1)
 	l.active.Done()
 }
 

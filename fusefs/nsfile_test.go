@@ -308,6 +308,13 @@ func TestFioVerify(t *testing.T) {
 	if os.Geteuid() == 0 && e.dev.Started() < 4096 {
 		t.Fatalf("%d I/Os started asynchronously, want all %d aligned ones", e.dev.Started(), e.dev.Counts().Writes)
 	}
+	// At depth 16 requests queue up on /dev/fuse: some were held for a
+	// plug (the RAM device runs them only at Unplug, so a reader that
+	// failed to unplug would have hung fio).
+	if os.Geteuid() == 0 && e.dev.Plugged() == 0 {
+		t.Fatal("no I/O was held for a plug at iodepth 16")
+	}
+	t.Logf("%d of %d I/Os held for a plug", e.dev.Plugged(), e.dev.Started())
 }
 
 // TestDeclinedLargeIO: 1 MiB O_DIRECT writes and reads that the device

@@ -238,6 +238,16 @@ func (s *Server) Unmount() error {
 	return nil
 }
 
+// Batching reports how many commands the devices held for the loop's
+// plug and in how many flushes they left (see package plug); zero on
+// go-fuse's loop, which holds nothing.
+func (s *Server) Batching() (held, flushes uint64) {
+	if s.loop == nil {
+		return 0, 0
+	}
+	return s.loop.plug.Stats()
+}
+
 // Wait blocks until the filesystem is unmounted and every request was
 // answered.
 func (s *Server) Wait() {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/mpathfs/mpathfs/internal/plug"
 )
 
 // AccessState is the abstract access state of a path, as in libmultipath's
@@ -144,6 +146,12 @@ type Request struct {
 	// re-sent on a live path. 0: wait (writes, and reads with no other
 	// path). See Path.SilentAfter.
 	SilentAfter time.Duration
+
+	// Plug, set by Head.Start's caller, lets the driver of the first
+	// attempt hold the command back until the caller unplugs (see package
+	// plug): the caller has more requests to start at once. Only that
+	// submission sees it; retries and failover send at once.
+	Plug *plug.Plug
 
 	path    *Path // path of the current attempt
 	retries int   // retries on the current path

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/mpathfs/mpathfs/internal/plug"
 )
 
 // RAM is a fusefs.BlockDevice in memory. It rejects misaligned or
@@ -21,28 +23,59 @@ type RAM struct {
 
 	reads, writes, flushes, zeroes, deallocs atomic.Int64
 	misaligned, maxRead, maxWrite            atomic.Int64
-	started, declined                        atomic.Int64
+	started, declined, plugged               atomic.Int64
 	decline                                  atomic.Bool
+
+	heldMu sync.Mutex
+	held   []func() // I/Os held for a plug, started by Flush
 }
 
 // StartIO implements fusefs.AsyncBlockDevice: the I/O runs as ReadAt or
 // WriteAt on a goroutine of its own (hooks included), which then completes
-// it; with SetDeclineAsync it declines instead.
-func (r *RAM) StartIO(ctx context.Context, write bool, p []byte, off int64, done interface{ Complete(error) }) bool {
+// it; with SetDeclineAsync it declines instead. With a plug, the I/O does
+// not run before the plug's Unplug, so a caller that forgets to unplug
+// waits forever.
+func (r *RAM) StartIO(ctx context.Context, write bool, p []byte, off int64, done interface{ Complete(error) }, pl *plug.Plug) bool {
 	if r.decline.Load() {
 		r.declined.Add(1)
 		return false
 	}
 	r.started.Add(1)
-	go func() {
+	run := func() {
 		if write {
 			done.Complete(r.WriteAt(ctx, p, off))
 		} else {
 			done.Complete(r.ReadAt(ctx, p, off))
 		}
-	}()
+	}
+	if pl == nil {
+		go run()
+		return true
+	}
+	r.plugged.Add(1)
+	r.heldMu.Lock()
+	r.held = append(r.held, run)
+	r.heldMu.Unlock()
+	pl.Hold((*ramHeld)(r))
 	return true
 }
+
+// ramHeld is the plug.Flusher of a RAM's held I/Os.
+type ramHeld RAM
+
+// Flush implements plug.Flusher: the held I/Os start.
+func (r *ramHeld) Flush() {
+	r.heldMu.Lock()
+	held := r.held
+	r.held = nil
+	r.heldMu.Unlock()
+	for _, run := range held {
+		go run()
+	}
+}
+
+// Plugged is the number of I/Os StartIO held for a plug.
+func (r *RAM) Plugged() int64 { return r.plugged.Load() }
 
 // Started is the number of I/Os started with StartIO.
 func (r *RAM) Started() int64 { return r.started.Load() }

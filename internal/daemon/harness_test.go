@@ -54,6 +54,7 @@ type env struct {
 	t     *testing.T
 	setup *demo.Setup
 	d     *daemon.Daemon
+	m     *daemon.Mount
 	dir   string
 	logs  *logBuf
 	base  fabrics.Options
@@ -115,6 +116,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		_ = e.d.Close(context.Background())
 		t.Fatalf("mount: %v", err)
 	}
+	e.m = m
 	sctx, scancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.d.Serve(sctx, m) }()

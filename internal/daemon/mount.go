@@ -71,6 +71,10 @@ func (d *Daemon) ioCount() uint64 {
 	return n
 }
 
+// Batching is fusefs.Server.Batching: commands held back to leave
+// together, and the flushes that sent them.
+func (m *Mount) Batching() (held, flushes uint64) { return m.server.Batching() }
+
 // Dir is the mount point.
 func (m *Mount) Dir() string { return m.dir }
 

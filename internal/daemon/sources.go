@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mpathfs/mpathfs/fusefs"
+	"github.com/mpathfs/mpathfs/internal/plug"
 	"github.com/mpathfs/mpathfs/mpath"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/host"
@@ -342,7 +343,7 @@ func (x *deviceIO) Complete(err error) {
 }
 
 // StartIO implements fusefs.AsyncBlockDevice through mpath.Head.Start.
-func (v *Device) StartIO(ctx context.Context, write bool, p []byte, off int64, done fusefs.Completer) bool {
+func (v *Device) StartIO(ctx context.Context, write bool, p []byte, off int64, done fusefs.Completer, pl *plug.Plug) bool {
 	x, _ := v.ios.Get().(*deviceIO)
 	if x == nil {
 		x = &deviceIO{v: v}
@@ -351,7 +352,7 @@ func (v *Device) StartIO(ctx context.Context, write bool, p []byte, off int64, d
 	if write {
 		op = mpath.OpWrite
 	}
-	x.req = mpath.Request{Op: op, Offset: off, Length: int64(len(p)), Buf: p, Node: 0}
+	x.req = mpath.Request{Op: op, Offset: off, Length: int64(len(p)), Buf: p, Node: 0, Plug: pl}
 	x.done = done
 	if !v.h.Start(ctx, &x.req, x) {
 		x.req, x.done = mpath.Request{}, nil

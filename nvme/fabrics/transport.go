@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mpathfs/mpathfs/clock"
+	"github.com/mpathfs/mpathfs/internal/plug"
 	"github.com/mpathfs/mpathfs/nvme"
 )
 
@@ -52,7 +53,11 @@ type AsyncExecer interface {
 	// in-capsule (its data is owed on R2T), no free tag, a dead queue.
 	// Otherwise done.CommandDone follows exactly once; data must stay
 	// untouched until then, and is never touched after it.
-	ExecAsync(cmd *nvme.Command, data []byte, within time.Duration, done Completer) bool
+	//
+	// With a non-nil pl the queue may hold the command back (pl.Hold)
+	// until pl.Unplug, to send it with others in one write; nil sends at
+	// once.
+	ExecAsync(cmd *nvme.Command, data []byte, within time.Duration, done Completer, pl *plug.Plug) bool
 }
 
 // IsQueueLoss reports an error meaning the command got no completion

@@ -3,6 +3,7 @@ package host
 import (
 	"time"
 
+	"github.com/mpathfs/mpathfs/internal/plug"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
@@ -22,11 +23,12 @@ type Completer interface {
 //
 // StartIO reports false, having sent nothing, when the I/O cannot go
 // this way now; the caller then uses Read or Write, which also give the
-// errors of a controller that is not live. It cannot when the controller
+// errors of a controller that is not live. pl, if not nil, may hold the
+// command back until pl.Unplug (fabrics.AsyncExecer). It cannot when the controller
 // is not live, buf is not whole blocks or needs more than one command,
 // the queue cannot submit without a waiting goroutine (fabrics.AsyncExecer:
 // a write sent on R2T, no free tag), or the queue is dead.
-func (c *Controller) StartIO(write bool, nsid uint32, slba uint64, buf []byte, within time.Duration, done Completer) bool {
+func (c *Controller) StartIO(write bool, nsid uint32, slba uint64, buf []byte, within time.Duration, done Completer, pl *plug.Plug) bool {
 	a := c.cur.Load()
 	if s := State(c.stateA.Load()); a == nil || (s != StateLive && s != StateDeleting) || len(a.io) == 0 {
 		return false
@@ -47,7 +49,7 @@ func (c *Controller) StartIO(write bool, nsid uint32, slba uint64, buf []byte, w
 		x.cmd = nvme.NewRead(nsid, slba, uint32(len(buf)/bs))
 	}
 	x.c, x.a, x.within, x.up = c, a, within, done
-	if !q.ExecAsync(&x.cmd, buf, within, x) {
+	if !q.ExecAsync(&x.cmd, buf, within, x, pl) {
 		x.c, x.a, x.up = nil, nil, nil
 		c.putCmd(x)
 		return false

@@ -3,6 +3,7 @@ package multipath
 import (
 	"time"
 
+	"github.com/mpathfs/mpathfs/internal/plug"
 	"github.com/mpathfs/mpathfs/mpath"
 	"github.com/mpathfs/mpathfs/nvme/host"
 )
@@ -10,7 +11,7 @@ import (
 // ioStarter is the optional Controller capability behind SubmitAsync
 // (*host.Controller has it).
 type ioStarter interface {
-	StartIO(write bool, nsid uint32, slba uint64, buf []byte, within time.Duration, done host.Completer) bool
+	StartIO(write bool, nsid uint32, slba uint64, buf []byte, within time.Duration, done host.Completer, pl *plug.Plug) bool
 }
 
 // startedIO is one SubmitAsync in flight: the host's completion, passed
@@ -50,7 +51,7 @@ func (p *Path) SubmitAsync(req *mpath.Request, done mpath.Completer) bool {
 		x = &startedIO{p: p}
 	}
 	x.done = done
-	if !st.StartIO(req.Op == mpath.OpWrite, p.nsid, p.slba(req.Offset), req.Buf[:req.Length], req.SilentAfter, x) {
+	if !st.StartIO(req.Op == mpath.OpWrite, p.nsid, p.slba(req.Offset), req.Buf[:req.Length], req.SilentAfter, x, req.Plug) {
 		x.done = nil
 		p.starts.Put(x)
 		p.done()

@@ -1,9 +1,11 @@
 package tcp
 
 import (
+	"fmt"
 	"math"
 	"time"
 
+	"github.com/mpathfs/mpathfs/internal/plug"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
 )
@@ -20,7 +22,11 @@ var _ fabrics.AsyncExecer = (*Queue)(nil)
 // in-capsule limit: only a waiting goroutine answers R2Ts), a write of more
 // than 16 KiB (written by the calling goroutine), when no tag is free, or
 // when the queue is dead; the caller then uses Exec.
-func (q *Queue) ExecAsync(cmd *nvme.Command, data []byte, within time.Duration, done fabrics.Completer) bool {
+//
+// With a non-nil pl the capsule is queued for the socket but not written:
+// the queue records itself with pl.Hold and writes it, with whatever else
+// is queued, at pl.Unplug (Flush), or earlier if another command is sent.
+func (q *Queue) ExecAsync(cmd *nvme.Command, data []byte, within time.Duration, done fabrics.Completer, pl *plug.Plug) bool {
 	dir, err := dataDirection(cmd)
 	if err != nil || (dir == dirNone && len(data) > 0) || uint64(len(data)) > math.MaxUint32 {
 		return false
@@ -50,6 +56,13 @@ func (q *Queue) ExecAsync(cmd *nvme.Command, data []byte, within time.Duration, 
 		}
 		return true // the failing path completes it
 	}
-	q.send(req, data, timeout, within)
+	q.send(req, data, timeout, within, pl)
 	return true
+}
+
+// Flush implements plug.Flusher: it writes the capsules held for a plug.
+func (q *Queue) Flush() {
+	if err := q.s.flush(); err != nil {
+		q.kill(fmt.Errorf("send held commands: %w", err))
+	}
 }

@@ -3,9 +3,12 @@ package tcp
 import (
 	"bytes"
 	"errors"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mpathfs/mpathfs/internal/plug"
 	"github.com/mpathfs/mpathfs/mpath/mpathtest"
 	"github.com/mpathfs/mpathfs/nvme"
 )
@@ -26,7 +29,7 @@ func TestExecAsync(t *testing.T) {
 
 	buf := make([]byte, 4096)
 	rd := readCmd(1, 0, 8)
-	if !q.ExecAsync(&rd, buf, 0, done) {
+	if !q.ExecAsync(&rd, buf, 0, done, nil) {
 		t.Fatal("read declined")
 	}
 	c, _ := f.wantCmd()
@@ -36,7 +39,7 @@ func TestExecAsync(t *testing.T) {
 	}
 
 	wr := writeCmd(1, 0, 8)
-	if !q.ExecAsync(&wr, pattern(4096, 6), 0, done) {
+	if !q.ExecAsync(&wr, pattern(4096, 6), 0, done, nil) {
 		t.Fatal("in-capsule write declined")
 	}
 	c, data := f.wantCmd()
@@ -49,17 +52,17 @@ func TestExecAsync(t *testing.T) {
 	}
 
 	big := writeCmd(1, 0, 16)
-	if q.ExecAsync(&big, make([]byte, 8192), 0, done) {
+	if q.ExecAsync(&big, make([]byte, 8192), 0, done, nil) {
 		t.Fatal("a write sent on R2T was accepted: nobody would answer its R2T")
 	}
 	// Fill both tags: the third is declined, not queued.
 	for i := 0; i < 2; i++ {
-		if !q.ExecAsync(&rd, make([]byte, 4096), 0, done) {
+		if !q.ExecAsync(&rd, make([]byte, 4096), 0, done, nil) {
 			t.Fatalf("read %d declined", i)
 		}
 		f.wantCmd()
 	}
-	if q.ExecAsync(&rd, make([]byte, 4096), 0, done) {
+	if q.ExecAsync(&rd, make([]byte, 4096), 0, done, nil) {
 		t.Fatal("accepted with no free tag")
 	}
 	f.conn.Close()
@@ -68,7 +71,7 @@ func TestExecAsync(t *testing.T) {
 			t.Fatalf("in flight at queue death: %v, want ErrQueueDead", r.err)
 		}
 	}
-	if q.ExecAsync(&rd, make([]byte, 4096), 0, done) {
+	if q.ExecAsync(&rd, make([]byte, 4096), 0, done, nil) {
 		t.Fatal("accepted on a dead queue")
 	}
 }
@@ -83,7 +86,7 @@ func TestExecAsyncSilent(t *testing.T) {
 	done := make(chanDone, 1)
 	buf := make([]byte, 4096)
 	rd := readCmd(1, 0, 8)
-	if !q.ExecAsync(&rd, buf, 100*time.Millisecond, done) {
+	if !q.ExecAsync(&rd, buf, 100*time.Millisecond, done, nil) {
 		t.Fatal("declined")
 	}
 	c, _ := f.wantCmd()
@@ -114,5 +117,92 @@ func TestExecAsyncSilent(t *testing.T) {
 	case r := <-done:
 		t.Fatalf("a second completion: %v", r.err)
 	default:
+	}
+}
+
+// writeCounter counts the writes to a queue's connection.
+type writeCounter struct {
+	net.Conn
+	n atomic.Int32
+}
+
+func (w *writeCounter) Write(p []byte) (int, error) {
+	w.n.Add(1)
+	return w.Conn.Write(p)
+}
+
+// TestExecAsyncPlugged: commands started with a plug are not written
+// until the plug is unplugged, then all in one write, in order and with
+// their in-capsule data; a command sent at once meanwhile takes the held
+// ones with it.
+func TestExecAsyncPlugged(t *testing.T) {
+	f := newFakeCtrl(t)
+	q := connect(t, f, Config{Depth: 4, InCapsuleMax: 4096})
+	wc := &writeCounter{Conn: q.s.conn}
+	q.s.wire.Lock()
+	q.s.conn = wc
+	q.s.wire.Unlock()
+	done := make(chanDone, 4)
+	var pl plug.Plug
+
+	rd1, wr, rd2 := readCmd(1, 0, 8), writeCmd(1, 8, 8), readCmd(1, 16, 8)
+	bufs := [][]byte{make([]byte, 4096), pattern(4096, 7), make([]byte, 4096)}
+	for i, cmd := range []*nvme.Command{&rd1, &wr, &rd2} {
+		if !q.ExecAsync(cmd, bufs[i], 0, done, &pl) {
+			t.Fatalf("command %d declined", i)
+		}
+	}
+	if n := wc.n.Load(); n != 0 {
+		t.Fatalf("%d writes before Unplug, want 0", n)
+	}
+	if !pl.Held() {
+		t.Fatal("the queue did not hold")
+	}
+	pl.Unplug()
+	if n := wc.n.Load(); n != 1 {
+		t.Fatalf("%d writes for three held commands, want 1", n)
+	}
+	var cids []uint16
+	for i, want := range []uint64{0, 8, 16} {
+		c, data := f.wantCmd()
+		if slba, _ := nvme.ParseRWCommand(&c); slba != want {
+			t.Fatalf("command %d: slba %d, want %d (order)", i, slba, want)
+		}
+		if i == 1 && !bytes.Equal(data, bufs[1]) {
+			t.Fatal("held write's in-capsule data differs")
+		}
+		cids = append(cids, c.CID)
+	}
+	f.sendC2H(cids[0], 0, pattern(4096, 1), true, true)
+	f.sendResp(cids[1], 0, 0)
+	f.sendC2H(cids[2], 0, pattern(4096, 2), true, true)
+	for range 3 {
+		if r := await(t, done); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	if !bytes.Equal(bufs[0], pattern(4096, 1)) || !bytes.Equal(bufs[2], pattern(4096, 2)) {
+		t.Fatal("read data differs")
+	}
+
+	// Held, then one sent at once: both leave in that send.
+	if !q.ExecAsync(&rd1, bufs[0], 0, done, &pl) || !q.ExecAsync(&rd2, bufs[2], 0, done, nil) {
+		t.Fatal("declined")
+	}
+	if n := wc.n.Load(); n != 2 {
+		t.Fatalf("%d writes, want 2: the unplugged send carries the held command", n)
+	}
+	for range 2 {
+		c, _ := f.wantCmd()
+		f.sendC2H(c.CID, 0, pattern(4096, 3), true, true)
+	}
+	for range 2 {
+		if r := await(t, done); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	pl.Unplug() // nothing left to write
+	if n := wc.n.Load(); n != 2 {
+		t.Fatalf("%d writes after an Unplug with nothing held, want 2", n)
 	}
 }

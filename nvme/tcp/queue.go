@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/mpathfs/mpathfs/clock"
+	"github.com/mpathfs/mpathfs/internal/plug"
 	"github.com/mpathfs/mpathfs/internal/ratelog"
 	"github.com/mpathfs/mpathfs/nvme"
 	"github.com/mpathfs/mpathfs/nvme/fabrics"
@@ -435,7 +436,7 @@ func (q *Queue) exec(ctx context.Context, cmd *nvme.Command, data []byte, timeou
 		}
 		return q.wait(ctx, req)
 	}
-	q.send(req, data, timeout, within)
+	q.send(req, data, timeout, within, nil)
 	return q.wait(ctx, req)
 }
 
@@ -482,16 +483,24 @@ func (q *Queue) fill(req *request, cmd *nvme.Command, data []byte, dir direction
 // send arms req's timers and sends its capsule (with data in-capsule if
 // it goes so); a
 // send error kills the queue, which completes req.
-func (q *Queue) send(req *request, data []byte, timeout, within time.Duration) {
+func (q *Queue) send(req *request, data []byte, timeout, within time.Duration, pl *plug.Plug) {
 	q.arm(req, timeout, within)
 	var inCapsule []byte
 	if req.inCapsule {
 		inCapsule = data
 		req.sent = uint32(len(data))
 	}
-	if err := q.s.capsule(&req.cmd, inCapsule); err != nil {
-		q.kill(fmt.Errorf("send command cid %#04x: %w", req.cid, err))
+	if pl == nil {
+		if err := q.s.capsule(&req.cmd, inCapsule); err != nil {
+			q.kill(fmt.Errorf("send command cid %#04x: %w", req.cid, err))
+		}
+		return
 	}
+	if err := q.s.hold(&req.cmd, inCapsule); err != nil {
+		q.kill(fmt.Errorf("queue command cid %#04x: %w", req.cid, err))
+		return
+	}
+	pl.Hold(q)
 }
 
 // arm starts req's command timeout and silence bound.

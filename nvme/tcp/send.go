@@ -77,6 +77,26 @@ func (s *sender) capsule(cmd *nvme.Command, data []byte) error {
 	return s.flushSmall(s.w.CapsuleCmd(cmd, data))
 }
 
+// hold queues a command capsule (data at most copyMax) without writing
+// it: flush, or the next PDU sent, writes it.
+func (s *sender) hold(cmd *nvme.Command, data []byte) error {
+	s.mu.Lock()
+	err := s.w.CapsuleCmd(cmd, data)
+	s.mu.Unlock()
+	return err
+}
+
+// flush writes what hold queued, unless another goroutine is writing (it
+// writes that too) or nothing is queued.
+func (s *sender) flush() error {
+	s.mu.Lock()
+	if len(s.pend) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	return s.flushSmall(nil)
+}
+
 // h2cData sends one H2CData PDU.
 func (s *sender) h2cData(d pdu.Data, data []byte, last bool) error {
 	if len(data) > copyMax {
