@@ -34,7 +34,7 @@ type Plug struct {
 	spare []Flusher
 
 	holds   atomic.Uint64
-	unplugs atomic.Uint64
+	unplugs atomic.Uint64 // also the epoch: Unplugs that flushed
 }
 
 // Hold records that f holds a submission until the next Unplug. Holding
@@ -79,6 +79,11 @@ func (p *Plug) Unplug() {
 	}
 	p.mu.Unlock()
 }
+
+// Epoch changes with every Unplug that flushed something. A transport
+// with several queues can pick one by it, so that the submissions held
+// together leave together, and successive batches rotate.
+func (p *Plug) Epoch() uint64 { return p.unplugs.Load() }
 
 // Stats returns how many submissions were held and how many Unplugs
 // flushed something: their ratio is the batching achieved.

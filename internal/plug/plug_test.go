@@ -33,6 +33,9 @@ func TestUnplugFlushesEachOnce(t *testing.T) {
 	if a.n.Load() != 1 {
 		t.Fatal("an empty Unplug flushed")
 	}
+	if p.Epoch() != 1 {
+		t.Fatalf("Epoch %d after one flushing Unplug, want 1 (an empty Unplug does not count)", p.Epoch())
+	}
 	if holds, unplugs := p.Stats(); holds != 3 || unplugs != 1 {
 		t.Fatalf("Stats = %d, %d; want 3, 1", holds, unplugs)
 	}

@@ -37,7 +37,13 @@ func (c *Controller) StartIO(write bool, nsid uint32, slba uint64, buf []byte, w
 	if err != nil || len(buf) == 0 || len(buf)%bs != 0 || len(buf) > maxBlocks*bs {
 		return false
 	}
-	q, ok := a.io[c.rr.Add(1)%uint32(len(a.io))].(fabrics.AsyncExecer)
+	// Round-robin over the I/O queues, per I/O; per batch when plugged,
+	// so that the commands held together leave in one write.
+	i := uint64(c.rr.Add(1))
+	if pl != nil {
+		i = pl.Epoch()
+	}
+	q, ok := a.io[i%uint64(len(a.io))].(fabrics.AsyncExecer)
 	if !ok {
 		return false
 	}
