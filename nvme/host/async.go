@@ -39,9 +39,11 @@ func (c *Controller) StartIO(write bool, nsid uint32, slba uint64, buf []byte, w
 	}
 	// Round-robin over the I/O queues, per I/O; per batch when plugged,
 	// so that the commands held together leave in one write.
-	i := uint64(c.rr.Add(1))
+	var i uint64
 	if pl != nil {
 		i = pl.Epoch()
+	} else {
+		i = uint64(c.rr.Add(1))
 	}
 	q, ok := a.io[i%uint64(len(a.io))].(fabrics.AsyncExecer)
 	if !ok {
