@@ -151,9 +151,14 @@ func TestANAReadsCoalesce(t *testing.T) {
 	ctl := e.tgt.Subsystem(testNQN).Controllers()[0]
 	before := ctl.ANALogReads()
 	ev := record(c)
+	// The port answers nothing while the requests arrive, so they all meet
+	// a read in progress (or about to start) however slowly this loop runs
+	// next to the worker; unstalled, that read and at most one more run.
+	e.ports[0].Stall(true)
 	for range 100 {
 		c.QueueANARead()
 	}
+	e.ports[0].Stall(false)
 	ev.wait(t, "the queued read", func(e Event) bool { return e.Kind == ANAChanged })
 	if err := c.RefreshANA(context.Background()); err != nil { // one more, synchronous
 		t.Fatal(err)
