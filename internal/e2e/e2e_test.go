@@ -52,8 +52,13 @@ func TestDDAndFioVerifyEitherPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := e.path("nvme0n1")
+	lowat0 := e.setup.Ports[0].LowatReads() + e.setup.Ports[1].LowatReads()
 	if out, err := run(t, "dd", "if="+src, "of="+ns, "bs=1M", "oflag=direct", "conv=notrunc,fsync", "status=none"); err != nil {
 		t.Fatalf("dd write: %v: %s", err, out)
+	}
+	// The target waited for large write payloads whole (SO_RCVLOWAT).
+	if n := e.setup.Ports[0].LowatReads() + e.setup.Ports[1].LowatReads() - lowat0; n == 0 {
+		t.Fatal("8 MiB written in 1 MiB blocks, but the target raised SO_RCVLOWAT for no payload")
 	}
 	if got := readAll(t, ns, len(data)); sha(got) != sha(data) {
 		t.Fatal("dd read back differs from what dd wrote")

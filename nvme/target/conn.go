@@ -89,7 +89,7 @@ func newConn(p *Port, nc net.Conn) *conn {
 		free: make(chan *request, p.cfg.MaxQueueSize+8),
 	}
 	maxData := max(uint32(fabrics.AdminInCapsuleMax), uint32(p.cfg.InCapsule), p.cfg.MaxH2CData)
-	c.r = pdu.NewReader(nc, maxData)
+	c.r = pdu.NewReader(newLowatReader(nc, &p.lowatN), maxData)
 	c.cw.nc = nc
 	c.w = pdu.NewWriter(&c.cw)
 	return c

@@ -22,8 +22,9 @@ type Port struct {
 	stalled atomic.Bool
 	failN   atomic.Int64
 	failSt  atomic.Uint32
-	loseN   atomic.Int64 // LoseNextCompletions
-	shortN  atomic.Int64 // ShortNextReads
+	loseN   atomic.Int64  // LoseNextCompletions
+	shortN  atomic.Int64  // ShortNextReads
+	lowatN  atomic.Uint64 // payload reads that raised SO_RCVLOWAT
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -42,6 +43,10 @@ func newPort(t *Target, cfg PortConfig) *Port {
 
 // ID returns the port ID.
 func (p *Port) ID() uint16 { return p.id }
+
+// LowatReads returns how many large payload reads on this port's
+// connections raised SO_RCVLOWAT to wait for the whole payload at once.
+func (p *Port) LowatReads() uint64 { return p.lowatN.Load() }
 
 // Addr returns the listening address (also while not listening: the last
 // one, so StartListening comes back on the same TCP port).
