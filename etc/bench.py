@@ -223,9 +223,15 @@ def med(xs):
 
 
 def fmt_ratio(xs):
+    """median [min-max], and the interquartile range once there are enough pairs
+    for it to mean more than the extremes on this noisy machine"""
     if not xs:
         return "-"
-    return f"{med(xs):.2f} [{min(xs):.2f}-{max(xs):.2f}]"
+    s = f"{med(xs):.2f} [{min(xs):.2f}-{max(xs):.2f}]"
+    if len(xs) >= 8:
+        q = statistics.quantiles(xs, n=4)
+        s += f" IQR {q[0]:.2f}-{q[2]:.2f}"
+    return s
 
 
 def report(a, systems, results):
@@ -244,7 +250,7 @@ def report(a, systems, results):
     if a.b:
         cols.insert(1, ("mpathfs", "B"))
     cols = [c for c in cols if c[0] in systems and c[1] in systems]
-    print(f"\n## Summary: medians of {a.reps} paired ratios [min-max], >1 = first is faster "
+    print(f"\n## Summary: medians of {a.reps} paired ratios [min-max] (IQR from 8 on), >1 = first is faster "
           f"(QD1 latency: nbdfuse's latency / the other's)\n")
     print("| job | unit | " + " | ".join(n for n in systems if not n.endswith("-1p")) + " | "
           + " | ".join(f"{x}/{y}" for x, y in cols) + " |")
@@ -286,7 +292,7 @@ def report(a, systems, results):
 
     pj = [j for j in jobs if (j[0], "mpathfs-1p") in results]
     if pj:
-        print("\n## 2 paths (round-robin) / 1 path, same target: median [min-max] of paired ratios\n")
+        print("\n## 2 paths (round-robin) / 1 path, same target: median [min-max] (IQR from 8 on) of paired ratios\n")
         print("| job | 2 paths | 1 path | 2p/1p |")
         print("|---|---|---|---|")
         for job, _, _, kind in pj:
