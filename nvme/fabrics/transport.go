@@ -56,7 +56,9 @@ type AsyncExecer interface {
 	//
 	// With a non-nil pl the queue may hold the command back (pl.Hold)
 	// until pl.Unplug, to send it with others in one write; nil sends at
-	// once.
+	// once. A queue may decline a large write that comes with a plug
+	// (the submitter has more to do than wait for a socket write) and
+	// write one without a plug before returning.
 	ExecAsync(cmd *nvme.Command, data []byte, within time.Duration, done Completer, pl *plug.Plug) bool
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/mpathfs/mpathfs/internal/plug"
 	"github.com/mpathfs/mpathfs/mpath/mpathtest"
 	"github.com/mpathfs/mpathfs/nvme"
+	"github.com/mpathfs/mpathfs/nvme/pdu"
 )
 
 // chanDone is a fabrics.Completer that hands the result to a channel.
@@ -204,5 +205,125 @@ func TestExecAsyncPlugged(t *testing.T) {
 	pl.Unplug() // nothing left to write
 	if n := wc.n.Load(); n != 2 {
 		t.Fatalf("%d writes after an Unplug with nothing held, want 2", n)
+	}
+}
+
+// bigGate passes writes to the connection, holding each of at least big
+// bytes until gate is closed.
+type bigGate struct {
+	net.Conn
+	big  int
+	gate chan struct{}
+}
+
+func (g *bigGate) Write(p []byte) (int, error) {
+	if len(p) >= g.big {
+		<-g.gate
+	}
+	return g.Conn.Write(p)
+}
+
+// gate makes q's large writes wait for the returned channel's close.
+func gate(q *Queue) chan struct{} {
+	g := &bigGate{Conn: q.s.conn, big: copyMax + 1, gate: make(chan struct{})}
+	q.s.wire.Lock()
+	q.s.conn = g
+	q.s.wire.Unlock()
+	return g.gate
+}
+
+// waitDeferred waits until the reader has left the result of the command
+// with tag cid to the submitter still writing it.
+func waitDeferred(t *testing.T, q *Queue, cid uint16) {
+	t.Helper()
+	req := &q.reqs[cid&tagMask]
+	deadline := time.Now().Add(10 * time.Second)
+	for req.sending.Load() != sendDeferred {
+		if time.Now().After(deadline) {
+			t.Fatalf("the completion of cid %#04x was not deferred (sending %d)", cid, req.sending.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestExecAsyncLargeWrite: an in-capsule write above 16 KiB is written by
+// the submitter when it has no plug (declined with one); its completion,
+// even one that arrives while the data is still being written (a target
+// that answers early, or the queue dying), is delivered only after the
+// write returned, so the caller's buffer is never read after done ran.
+func TestExecAsyncLargeWrite(t *testing.T) {
+	const size = 64 << 10
+	f := newFakeCtrl(t)
+	q := connect(t, f, Config{Depth: 4, InCapsuleMax: 1 << 20})
+	done := make(chanDone, 4)
+	data := pattern(size, 5)
+	wr := writeCmd(1, 0, size/512)
+
+	var pl plug.Plug
+	if q.ExecAsync(&wr, data, 0, done, &pl) {
+		t.Fatal("a large write with a plug was accepted")
+	}
+	if pl.Held() || q.Inflight() != 0 {
+		t.Fatal("the declined write left something behind")
+	}
+
+	// Unplugged: written before ExecAsync returns, completed as usual.
+	if !q.ExecAsync(&wr, data, 0, done, nil) {
+		t.Fatal("large write declined")
+	}
+	c, got := f.wantCmd()
+	if !bytes.Equal(got, data) {
+		t.Fatal("in-capsule data differs")
+	}
+	f.sendResp(c.CID, 0, 0)
+	if r := await(t, done); r.err != nil || !r.cqe.Status.OK() {
+		t.Fatalf("large write: %v %v", r.cqe.Status, r.err)
+	}
+
+	// The completion arrives while the data is still being written.
+	open := gate(q)
+	accepted := make(chan bool, 1)
+	go func() { accepted <- q.ExecAsync(&wr, data, 0, done, nil) }()
+	h := f.next(pdu.TypeCapsuleCmd)
+	var cmd nvme.Command
+	f.r.Command(&cmd)
+	if h.PLEN == 0 {
+		t.Fatal("no header")
+	}
+	f.sendResp(cmd.CID, 0, 0) // before reading the data
+	waitDeferred(t, q, cmd.CID)
+	if len(done) != 0 {
+		t.Fatal("done ran while the submitter was still writing the data")
+	}
+	close(open)
+	if got := make([]byte, size); f.r.ReadData(got) != nil || !bytes.Equal(got, data) {
+		t.Fatal("in-capsule data after the early completion differs")
+	}
+	if !<-accepted {
+		t.Fatal("ExecAsync declined a command it sent")
+	}
+	if r := await(t, done); r.err != nil || !r.cqe.Status.OK() {
+		t.Fatalf("early completion: %v %v", r.cqe.Status, r.err)
+	}
+
+	// The queue dies while the data is still being written.
+	open = gate(q)
+	go func() { accepted <- q.ExecAsync(&wr, data, 0, done, nil) }()
+	f.next(pdu.TypeCapsuleCmd)
+	f.r.Command(&cmd)
+	q.Close()
+	waitDeferred(t, q, cmd.CID)
+	if len(done) != 0 {
+		t.Fatal("done ran while the submitter was still writing the data")
+	}
+	close(open)
+	if !<-accepted {
+		t.Fatal("ExecAsync declined a command it sent")
+	}
+	if r := await(t, done); !isQueueDead(r.err) {
+		t.Fatalf("write on a dying queue: %v, want queue dead", r.err)
+	}
+	if n := q.Inflight(); n != 0 {
+		t.Fatalf("%d tags still in use", n)
 	}
 }

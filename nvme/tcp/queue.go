@@ -94,6 +94,13 @@ const (
 	stateCompleting               // claimed by a completer (or by Exec on a dead queue)
 )
 
+// request.sending values.
+const (
+	sendIdle     uint32 = iota
+	sendBusy            // ExecAsync's caller is writing the command's data
+	sendDeferred        // and its result waits in cqe and err for that write to end
+)
+
 // direction of a command's data transfer.
 type direction uint8
 
@@ -135,7 +142,12 @@ type request struct {
 	// (nil for Exec) before the request goes in flight and only then, so
 	// that a silence timer reading it never races with release.
 	notify fabrics.Completer
-	r2t    chan pdu.R2T // cap 1: MAXR2T is 0, one R2T outstanding at most
+	// sending is sendBusy while ExecAsync's caller writes a large command
+	// from its buffer; a completer that finds it so stores the result in
+	// cqe and err and sets sendDeferred, and the submitter delivers it
+	// once the write returned (Queue.sent).
+	sending atomic.Uint32
+	r2t     chan pdu.R2T // cap 1: MAXR2T is 0, one R2T outstanding at most
 	// mu is held by the reader while it places data into data, and by
 	// Exec while it abandons the request, so that data is never written
 	// after Exec returned.
@@ -699,6 +711,12 @@ func (q *Queue) complete(req *request, cqe *nvme.Completion, err error) bool {
 		case stateInflight:
 			if req.state.CompareAndSwap(s, stateCompleting) {
 				if n := req.notify; n != nil {
+					if req.sending.Load() == sendBusy {
+						req.cqe, req.err = *cqe, err
+						if req.sending.CompareAndSwap(sendBusy, sendDeferred) {
+							return true // Queue.sent delivers it
+						}
+					}
 					c := *cqe
 					q.release(req)
 					n.CommandDone(c, err)
