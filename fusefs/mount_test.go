@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/mpathfs/mpathfs/fusefs"
@@ -75,7 +76,7 @@ func mountWith(t *testing.T, opts fusefs.Options) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := server.Unmount(); err != nil {
+		if err := unmountRetry(server); err != nil {
 			t.Errorf("unmount: %v (a descriptor left open?); detaching lazily", err)
 			_ = exec.Command("fusermount3", "-u", "-z", mnt).Run()
 		}
@@ -394,4 +395,20 @@ func TestAttributeLongWrite(t *testing.T) {
 	if n != 4096 || e.fix.Subsys.IOPolicy() != "round-robin" {
 		t.Fatalf("padded write: %d, %v, policy %q; want 4096 taken, round-robin", n, err, e.fix.Subsys.IOPolicy())
 	}
+}
+
+// unmountRetry unmounts, trying again for up to a second while the mount is
+// busy: these tests run in parallel, and another test's exec.Command forks
+// a child that holds copies of this process's descriptors, this mount's
+// open files among them, until it execs. There is no event for that, so
+// this polls; a descriptor we really left open still fails.
+func unmountRetry(s *fusefs.Server) error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = s.Unmount(); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
 }
