@@ -54,6 +54,19 @@ func rcvlowat(t *testing.T, c net.Conn) int {
 	return v
 }
 
+// waitLowat polls until c's SO_RCVLOWAT is n: a reader has raised it and
+// is about to park (no event marks that).
+func waitLowat(t *testing.T, c net.Conn, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for rcvlowat(t, c) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("SO_RCVLOWAT never raised to %d", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // A large read that has to wait does so once, for the whole payload; the
 // next small read is not held back.
 func TestLowatReaderWaitsForWholePayload(t *testing.T) {
@@ -77,13 +90,7 @@ func TestLowatReaderWaitsForWholePayload(t *testing.T) {
 	}()
 	// The reader finds the socket empty and raises SO_RCVLOWAT before it
 	// parks; wait for that (the event this test can observe).
-	deadline := time.Now().Add(10 * time.Second)
-	for rcvlowat(t, server) != size {
-		if time.Now().After(deadline) {
-			t.Fatal("SO_RCVLOWAT never raised to the read's size")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitLowat(t, server, size)
 	// Half the payload does not satisfy it: send the halves apart.
 	if _, err := client.Write(want[:size/2]); err != nil {
 		t.Fatal(err)
@@ -131,13 +138,7 @@ func TestLowatReaderClose(t *testing.T) {
 		_, err := r.Read(make([]byte, 1<<20))
 		errc <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for rcvlowat(t, server) != 1<<20 {
-		if time.Now().After(deadline) {
-			t.Fatal("SO_RCVLOWAT never raised")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitLowat(t, server, 1<<20)
 	if _, err := client.Write(make([]byte, 4096)); err != nil { // less than asked: stays parked
 		t.Fatal(err)
 	}
