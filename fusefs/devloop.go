@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/mpathfs/mpathfs/internal/hugemem"
 	"github.com/mpathfs/mpathfs/internal/plug"
 )
 
@@ -90,7 +91,10 @@ type devLoop struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	big  sync.Pool // *[]byte of bufSize: /dev/fuse read buffers
+	// big holds the /dev/fuse read buffers (*[]byte of bufSize), each on
+	// a huge page of its own (hugemem.Buf): a 1 MiB I/O is copied in or
+	// out of it by FUSE and by the socket, page by page.
+	big  sync.Pool
 	reqs sync.Pool // *fastReq
 
 	// nodes maps the kernel's node IDs of namespace files to their
@@ -133,7 +137,7 @@ func newDevLoop(fd *os.File, ps *fuse.ProtocolServer, root *Root, maxWrite int, 
 	// The kernel wants room for the largest WRITE (headers + max_write)
 	// and at least FUSE_MIN_READ_BUFFER.
 	l.bufSize = max(maxWrite+inHeaderSize+writeInSize+4096, 8192)
-	l.big.New = func() any { b := make([]byte, l.bufSize); return &b }
+	l.big.New = func() any { return hugemem.Buf(l.bufSize) }
 	l.reqs.New = func() any { return &fastReq{l: l} }
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	empty := map[uint64]*blockIO{}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mpathfs/mpathfs/internal/demo"
+	"github.com/mpathfs/mpathfs/internal/hugemem"
+	"github.com/mpathfs/mpathfs/internal/hugemem/hugememtest"
 )
 
 // buildBinary builds mpathfs into a temporary directory (so that
@@ -168,6 +170,27 @@ func TestMountDiscoverAndListSubsys(t *testing.T) {
 	}
 	if !bytes.Contains(environ, []byte("GODEBUG="+sysmonSetting+"\x00")) {
 		t.Errorf("mount's environment lacks GODEBUG=%s", sysmonSetting)
+	}
+	// The mount's /dev/fuse buffers are huge pages of their own
+	// (hugemem.Buf): a 1 MiB write goes through one.
+	if m := hugememtest.Mode(); m == "always" || m == "madvise" {
+		if out, err := exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(mnt, "nvme0n1"), "bs=1M", "count=1", "oflag=direct", "conv=notrunc", "status=none").CombinedOutput(); err != nil {
+			t.Fatalf("dd: %v %s", err, out)
+		}
+		ms, err := hugememtest.Mappings(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		huge := 0
+		for _, m := range ms {
+			if m.THPEligible && m.Start%hugemem.PageSize == 0 && (m.End-m.Start)%hugemem.PageSize == 0 && m.End-m.Start <= 4*hugemem.PageSize {
+				huge++
+				t.Logf("mapping %#x-%#x: AnonHugePages %d kB", m.Start, m.End, m.AnonHugeKB)
+			}
+		}
+		if huge == 0 {
+			t.Error("the mount has no buffer of its own on huge pages")
+		}
 	}
 	out, err := exec.Command(bin, "list-subsys", mnt).CombinedOutput()
 	if err != nil {
