@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mpathfs/mpathfs/internal/hugemem"
 )
 
 // ramChunkShift sets the size of the regions of a RAM namespace that have
@@ -26,7 +28,9 @@ const ramChunkShift = 18
 // straight into data under the write locks (conn.receiveIntoRAM), any other
 // write copies the received data (in a pooled buffer) in.
 // The slice comes from make, i.e. zeroed anonymous memory the kernel commits
-// only when touched, so a large RAM namespace costs what is written.
+// only when touched, so a large RAM namespace costs what is written, in
+// 2 MiB steps: it is advised for transparent huge pages (hugemem.Advise),
+// which makes the copies of large I/O into and out of it cheaper.
 type ramStore struct {
 	data  []byte
 	locks []sync.RWMutex
@@ -37,7 +41,9 @@ func newRAMStore(size int64) (*ramStore, error) {
 		return nil, fmt.Errorf("ram namespace: bad size %d", size)
 	}
 	n := (size + 1<<ramChunkShift - 1) >> ramChunkShift
-	return &ramStore{data: make([]byte, size), locks: make([]sync.RWMutex, n)}, nil
+	data := make([]byte, size)
+	hugemem.Advise(data)
+	return &ramStore{data: data, locks: make([]sync.RWMutex, n)}, nil
 }
 
 func (s *ramStore) chunks(off, n int64) (first, last int64) {

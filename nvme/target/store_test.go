@@ -1,0 +1,35 @@
+package target
+
+import (
+	"os"
+	"testing"
+	"unsafe"
+
+	"github.com/mpathfs/mpathfs/internal/hugemem"
+	"github.com/mpathfs/mpathfs/internal/hugemem/hugememtest"
+)
+
+func TestRAMStoreOnHugePages(t *testing.T) {
+	if m := hugememtest.Mode(); m != "always" && m != "madvise" {
+		t.Skipf("transparent huge pages are %q here", m)
+	}
+	s, err := newRAMStore(8 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.writeAt(make([]byte, 1<<20), 3<<20) // what a 1 MiB write does
+	a := uintptr(unsafe.Pointer(&s.data[0]))
+	inner := (a + hugemem.PageSize - 1) &^ (hugemem.PageSize - 1)
+	ms, err := hugememtest.Mappings(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := hugememtest.Containing(ms, inner+hugemem.PageSize)
+	if !ok {
+		t.Fatal("no mapping holds the namespace's memory")
+	}
+	if !m.THPEligible {
+		t.Fatal("a RAM namespace's memory is not eligible for huge pages")
+	}
+	t.Logf("mapping %#x-%#x: AnonHugePages %d kB", m.Start, m.End, m.AnonHugeKB)
+}
