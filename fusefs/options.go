@@ -239,11 +239,12 @@ func (s *Server) Unmount() error {
 }
 
 // Batching reports how many commands the devices held for the loop's
-// plug and in how many flushes they left (see package plug); zero on
-// go-fuse's loop, which holds nothing.
-func (s *Server) Batching() (held, flushes uint64) {
+// plug, in how many flushes (batches) they left, and how many queue
+// writes those took (see package plug); zero on go-fuse's loop, which
+// holds nothing.
+func (s *Server) Batching() (held, flushes, writes uint64) {
 	if s.loop == nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	return s.loop.plug.Stats()
 }

@@ -72,8 +72,8 @@ func (d *Daemon) ioCount() uint64 {
 }
 
 // Batching is fusefs.Server.Batching: commands held back to leave
-// together, and the flushes that sent them.
-func (m *Mount) Batching() (held, flushes uint64) { return m.server.Batching() }
+// together, the flushes that sent them, and the queue writes those took.
+func (m *Mount) Batching() (held, flushes, writes uint64) { return m.server.Batching() }
 
 // Dir is the mount point.
 func (m *Mount) Dir() string { return m.dir }

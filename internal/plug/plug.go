@@ -35,6 +35,7 @@ type Plug struct {
 
 	holds   atomic.Uint64
 	unplugs atomic.Uint64 // also the epoch: Unplugs that flushed
+	flushes atomic.Uint64 // Flusher.Flush calls
 }
 
 // Hold records that f holds a submission until the next Unplug. Holding
@@ -68,6 +69,7 @@ func (p *Plug) Unplug() {
 	p.held, p.spare = p.spare[:0], nil
 	p.n.Store(0)
 	p.unplugs.Add(1)
+	p.flushes.Add(uint64(len(fs)))
 	p.mu.Unlock()
 	for i, f := range fs {
 		f.Flush()
@@ -85,6 +87,10 @@ func (p *Plug) Unplug() {
 // together leave together, and successive batches rotate.
 func (p *Plug) Epoch() uint64 { return p.unplugs.Load() }
 
-// Stats returns how many submissions were held and how many Unplugs
-// flushed something: their ratio is the batching achieved.
-func (p *Plug) Stats() (holds, unplugs uint64) { return p.holds.Load(), p.unplugs.Load() }
+// Stats returns how many submissions were held, how many Unplugs flushed
+// something, and how many Flushers those Unplugs flushed: holds/unplugs
+// is the batching achieved, flushes/unplugs how many transports (socket
+// writes) a batch took.
+func (p *Plug) Stats() (holds, unplugs, flushes uint64) {
+	return p.holds.Load(), p.unplugs.Load(), p.flushes.Load()
+}

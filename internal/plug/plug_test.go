@@ -36,8 +36,8 @@ func TestUnplugFlushesEachOnce(t *testing.T) {
 	if p.Epoch() != 1 {
 		t.Fatalf("Epoch %d after one flushing Unplug, want 1 (an empty Unplug does not count)", p.Epoch())
 	}
-	if holds, unplugs := p.Stats(); holds != 3 || unplugs != 1 {
-		t.Fatalf("Stats = %d, %d; want 3, 1", holds, unplugs)
+	if holds, unplugs, flushes := p.Stats(); holds != 3 || unplugs != 1 || flushes != 2 {
+		t.Fatalf("Stats = %d, %d, %d; want 3 holds, 1 unplug, 2 flushes", holds, unplugs, flushes)
 	}
 	var nilPlug *Plug
 	if nilPlug.Held() {
