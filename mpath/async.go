@@ -39,7 +39,7 @@ type attemptDone struct{ req *Request }
 // allocates nothing.
 func (h *Head) Start(ctx context.Context, req *Request, done Completer) bool {
 	now := h.sub.nanotime()
-	p := h.selectHooked(req, now)
+	p := h.startPath(req, now)
 	if p == nil {
 		return false
 	}
@@ -60,6 +60,38 @@ func (h *Head) Start(ctx context.Context, req *Request, done Completer) bool {
 	h.cancelAttempt(p, req)
 	go h.finish(ctx, req, p, now, nil)
 	return true
+}
+
+// batchMax is the largest request that follows its batch's path.
+const batchMax = 64 << 10
+
+// startPath selects the path of a started request. Under round-robin the
+// requests started with a plug, i.e. together, go to one path: the first
+// of a batch (one plug epoch) selects as any I/O does, advancing the
+// rotation, and the others follow it while it stays usable and optimized.
+// So a batch leaves in one socket write and reaches the target in one
+// read, as it does with one path, and batches rotate over the paths (the
+// kernel rotates per I/O; README lists the difference). Every other
+// request, and every policy but round-robin, selects per I/O; so do
+// requests above batchMax, whose cost is their data, not their command,
+// and which two paths move in parallel.
+func (h *Head) startPath(req *Request, now int64) *Path {
+	if req.Plug == nil || req.Length > batchMax || h.sub.IOPolicy() != PolicyRoundRobin {
+		return h.selectHooked(req, now)
+	}
+	e := req.Plug.Epoch() + 1 // never 0, where batchEpoch starts
+	if h.batchEpoch.Load() == e {
+		if p := h.batchPath.Load(); p != nil {
+			if st, ok := p.state(); ok && st == StateOptimized {
+				h.observe(req, p)
+				return p
+			}
+		}
+	}
+	p := h.selectHooked(req, now)
+	h.batchPath.Store(p)
+	h.batchEpoch.Store(e)
+	return p
 }
 
 // cancelAttempt undoes begin for an attempt that was not sent.

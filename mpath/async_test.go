@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mpathfs/mpathfs/internal/plug"
 	"github.com/mpathfs/mpathfs/mpath"
 	"github.com/mpathfs/mpathfs/mpath/mpathtest"
 )
@@ -119,5 +120,76 @@ func TestStartFailoverKeepsTheFence(t *testing.T) {
 	}
 	if st := h.Stats(); st.WriteIOs != 1 || st.InFlight != 0 {
 		t.Fatalf("head stats %+v, want the write counted once", st)
+	}
+}
+
+// noFlush is a Flusher with nothing to send: holding it lets a test end a
+// plug's batch (Unplug counts only batches that held something).
+type noFlush struct{}
+
+func (noFlush) Flush() {}
+
+// TestStartRoundRobinPerBatch: under round-robin the requests started
+// with one plug, before it is unplugged, go to one path; the next batch
+// goes to the next path; requests without a plug rotate per I/O; a batch
+// leaves its path once that is no longer optimized.
+func TestStartRoundRobinPerBatch(t *testing.T) {
+	f := newFixture(t, mpath.PolicyRoundRobin)
+	p0, d0 := f.addAsync(t, 1, mpath.NewController("0", 0))
+	p1, d1 := f.addAsync(t, 1, mpath.NewController("1", 0))
+	h := p0.Head()
+	var pl plug.Plug
+	reads := func() (n0, n1 uint64) { return p0.Stats().ReadIOs, p1.Stats().ReadIOs }
+	batch := func(n int) (d0, d1 uint64) {
+		t.Helper()
+		a0, a1 := reads()
+		for range n {
+			req := read()
+			req.Plug = &pl
+			if err := result(t, start(t, h, req)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b0, b1 := reads()
+		pl.Hold(noFlush{})
+		pl.Unplug()
+		return b0 - a0, b1 - a1
+	}
+	first0, first1 := batch(4)
+	if !(first0 == 4 && first1 == 0 || first0 == 0 && first1 == 4) {
+		t.Fatalf("one batch of 4 went %d/%d over the paths, want all on one", first0, first1)
+	}
+	if n0, n1 := batch(4); n0 != first1 || n1 != first0 {
+		t.Fatalf("the next batch went %d/%d, want all on the other path", n0, n1)
+	}
+	a0, a1 := reads()
+	for range 4 {
+		if err := result(t, start(t, h, read())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b0, b1 := reads(); b0-a0 != 2 || b1-a1 != 2 {
+		t.Fatalf("4 unplugged reads went %d/%d, want 2/2 (per I/O)", b0-a0, b1-a1)
+	}
+	// A batch whose path becomes non-optimized moves to the other path.
+	plugged := func() {
+		t.Helper()
+		req := read()
+		req.Plug = &pl
+		if err := result(t, start(t, h, req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a0, a1 = reads()
+	plugged()
+	on, other := d0, p1
+	if b0, _ := reads(); b0 == a0 {
+		on, other = d1, p0
+	}
+	on.SetAccessState(mpath.StateNonOptimized)
+	before := other.Stats().ReadIOs
+	plugged()
+	if other.Stats().ReadIOs != before+1 {
+		t.Fatal("a batch stayed on a path that became non-optimized")
 	}
 }

@@ -45,6 +45,11 @@ type Head struct {
 
 	current [MaxNodes]cacheSlot
 
+	// The path of the batch of requests being started together under
+	// round-robin, and the batch's plug epoch + 1 (Head.startPath).
+	batchEpoch atomic.Uint64
+	batchPath  atomic.Pointer[Path]
+
 	stats      ioStats
 	retry      atomic.Uint64
 	errors     atomic.Uint64
@@ -481,6 +486,18 @@ func (h *Head) selectHooked(req *Request, now int64) *Path {
 		hk.after(req, p)
 	}
 	return p
+}
+
+// observe shows the test hooks a selection made without selectPath.
+func (h *Head) observe(req *Request, p *Path) {
+	if hk := h.hooks; hk != nil {
+		if hk.before != nil {
+			hk.before(req)
+		}
+		if hk.after != nil {
+			hk.after(req, p)
+		}
+	}
 }
 
 // sleep waits d on the subsystem clock, or until ctx ends.

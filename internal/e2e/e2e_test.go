@@ -626,3 +626,35 @@ func TestMetadataNamespaceCapacityZero(t *testing.T) {
 		t.Fatalf("a write to the capacity-0 namespace succeeded: %s", out)
 	}
 }
+
+// TestRoundRobinBatchPerPath: under round-robin the commands that
+// /dev/fuse delivers together go to one path, so a batch takes one queue
+// write (the kernel rotates per I/O, which splits every batch over both
+// paths), and batches still rotate: both paths carry the reads.
+func TestRoundRobinBatchPerPath(t *testing.T) {
+	requireFUSE(t, "fio")
+	e := newEnv(t, envConfig{})
+	if msg := e.echo(iopolicy, "round-robin"); msg != "" {
+		t.Fatalf("iopolicy: %s", msg)
+	}
+	held0, batches0, writes0 := e.m.Batching()
+	r0, r1 := e.statField(path0n1, 0), e.statField(path1n1, 0)
+	out, err := e.fio("--name=rr", "--filename="+e.path("nvme0n1"), "--ioengine=libaio", "--direct=1",
+		"--rw=randread", "--bs=4k", "--iodepth=32", "--size=8M", "--io_size=32M")
+	if err != nil {
+		t.Fatalf("fio: %v\n%s", err, out)
+	}
+	held, batches, writes := e.m.Batching()
+	held, batches, writes = held-held0, batches-batches0, writes-writes0
+	t.Logf("%d reads held in %d batches, sent in %d queue writes", held, batches, writes)
+	if batches == 0 || held < batches*3/2 {
+		t.Fatalf("%d reads held in %d batches: fio at depth 32 should batch (at least 1.5 per batch)", held, batches)
+	}
+	if writes*4 > batches*5 {
+		t.Errorf("%d batches took %d queue writes: a batch should go to one path (one queue)", batches, writes)
+	}
+	d0, d1 := e.statField(path0n1, 0)-r0, e.statField(path1n1, 0)-r1
+	if d0 < (d0+d1)/5 || d1 < (d0+d1)/5 {
+		t.Errorf("reads per path %d / %d: batches should rotate over both", d0, d1)
+	}
+}
