@@ -7,12 +7,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sys/unix"
 
 	"github.com/mpathfs/mpathfs/internal/hugemem"
 	"github.com/mpathfs/mpathfs/internal/plug"
@@ -70,19 +68,19 @@ const (
 // buffer; larger ones keep the /dev/fuse read buffer they arrived in.
 const smallIO = 64 << 10
 
-// backstop bounds how long an I/O can stay held when the request that
-// /dev/fuse showed pending vanished before a reader took it (the kernel
-// drops a queued request whose caller got a fatal signal).
-const backstop = time.Millisecond
-
 // devLoop serves /dev/fuse itself: namespace READs and WRITEs that a
 // device can start asynchronously are answered from the device's
 // completion (no goroutine waits for them); every other request goes to
 // go-fuse's protocol server on a goroutine of its own. It is the mount's
 // data path unless Options.GoFuseLoop is set.
 type devLoop struct {
-	fd      *os.File
-	raw     int
+	fd  *os.File
+	raw int
+	// nb is a clone of fd (FUSE_DEV_IOC_CLONE) opened O_NONBLOCK: a reader
+	// with commands held takes a pending request through it without
+	// blocking. A request is answered on the descriptor it was read from
+	// (the kernel keeps its processing list per descriptor).
+	nb      int
 	ps      *fuse.ProtocolServer
 	root    *Root
 	log     hclog.Logger
@@ -106,9 +104,9 @@ type devLoop struct {
 
 	// plug holds the commands of I/Os started while more requests are
 	// pending on /dev/fuse, so that they leave in one socket write per
-	// queue; a reader that finds nothing pending unplugs, whichever reader
-	// held them. busy counts started I/Os not yet completed: the first
-	// I/O of an idle mount is never held.
+	// queue; a reader whose non-blocking read finds nothing pending
+	// unplugs, whichever reader held them. busy counts started I/Os not
+	// yet completed: the first I/O of an idle mount is never held.
 	plug plug.Plug
 	busy atomic.Int32
 
@@ -122,6 +120,7 @@ type fastReq struct {
 	l      *devLoop
 	io     *blockIO
 	unique uint64
+	fd     int // the descriptor the request was read from
 	write  bool
 	off    int64
 	data   []byte  // the I/O's bytes, within buf
@@ -132,8 +131,8 @@ type fastReq struct {
 	small  [outHeaderSize + smallIO]byte
 }
 
-func newDevLoop(fd *os.File, ps *fuse.ProtocolServer, root *Root, maxWrite int, log hclog.Logger) *devLoop {
-	l := &devLoop{fd: fd, raw: int(fd.Fd()), ps: ps, root: root, log: log, done: make(chan struct{})}
+func newDevLoop(fd *os.File, nb int, ps *fuse.ProtocolServer, root *Root, maxWrite int, log hclog.Logger) *devLoop {
+	l := &devLoop{fd: fd, raw: int(fd.Fd()), nb: nb, ps: ps, root: root, log: log, done: make(chan struct{})}
 	// The kernel wants room for the largest WRITE (headers + max_write)
 	// and at least FUSE_MIN_READ_BUFFER.
 	l.bufSize = max(maxWrite+inHeaderSize+writeInSize+4096, 8192)
@@ -155,6 +154,7 @@ func (l *devLoop) start(n int) {
 		l.readers.Wait()
 		l.cancel() // waits of started I/O end: nobody is listening
 		l.active.Wait()
+		_ = syscall.Close(l.nb)
 		_ = l.fd.Close()
 		close(l.done)
 	}()
@@ -165,26 +165,24 @@ func (l *devLoop) start(n int) {
 func (l *devLoop) read() {
 	defer l.readers.Done()
 	defer l.plug.Unplug()
-	fds := []unix.PollFd{{Fd: int32(l.raw), Events: unix.POLLIN}}
-	stop := time.AfterFunc(time.Hour, l.plug.Unplug)
-	stop.Stop()
 	bp := l.big.Get().(*[]byte)
 	for {
-		// Held commands go out before this reader may block: now if
-		// nothing is pending, else after the pending request is read
-		// (and nothing follows it), by this reader or another.
-		armed := false
+		// Held commands go out before this reader may block: it takes a
+		// pending request without blocking, and unplugs when there is
+		// none.
+		fd := l.raw
+		var n int
+		var err error
 		if l.plug.Held() {
-			if n, _ := unix.Poll(fds, 0); n <= 0 {
+			fd = l.nb
+			n, err = syscall.Read(fd, *bp)
+			if err == syscall.EAGAIN {
 				l.plug.Unplug()
-			} else {
-				stop.Reset(backstop)
-				armed = true
+				fd = l.raw
+				n, err = syscall.Read(fd, *bp)
 			}
-		}
-		n, err := syscall.Read(l.raw, *bp)
-		if armed {
-			stop.Stop()
+		} else {
+			n, err = syscall.Read(fd, *bp)
 		}
 		switch {
 		case err == nil:
@@ -204,7 +202,7 @@ func (l *devLoop) read() {
 			l.log.Error("short FUSE request", "bytes", n)
 			continue
 		}
-		if started, kept := l.fast(bp, n); started {
+		if started, kept := l.fast(bp, n, fd); started {
 			if kept {
 				bp = l.big.Get().(*[]byte)
 			}
@@ -215,13 +213,13 @@ func (l *devLoop) read() {
 		// path is dropped (those I/Os are not cancelled, as a block
 		// device's queued bio is not).
 		l.active.Add(1)
-		go l.slow(bp, n)
+		go l.slow(bp, n, fd)
 		bp = l.big.Get().(*[]byte)
 	}
 }
 
 // slow answers one request through go-fuse's protocol server.
-func (l *devLoop) slow(bp *[]byte, n int) {
+func (l *devLoop) slow(bp *[]byte, n, fd int) {
 	defer l.active.Done()
 	in := *bp
 	h := *(*fuse.InHeader)(unsafe.Pointer(&in[0]))
@@ -245,7 +243,7 @@ func (l *devLoop) slow(bp *[]byte, n int) {
 	case opLookup, opSymlink, opMknod, opMkdir, opLink, opCreate, opTmpfile:
 		l.learn(reply)
 	}
-	l.writeReply(reply)
+	l.writeReply(fd, reply)
 }
 
 func (l *devLoop) errorReply(b []byte, unique uint64, errno syscall.Errno) int {
@@ -256,9 +254,9 @@ func (l *devLoop) errorReply(b []byte, unique uint64, errno syscall.Errno) int {
 
 // writeReply sends one reply; ENOENT means the kernel no longer waits for
 // it (interrupted, or the connection ended).
-func (l *devLoop) writeReply(b []byte) {
+func (l *devLoop) writeReply(fd int, b []byte) {
 	for {
-		_, err := syscall.Write(l.raw, b)
+		_, err := syscall.Write(fd, b)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -300,7 +298,7 @@ func (l *devLoop) learn(reply []byte) {
 // fast starts a namespace READ or WRITE asynchronously; it reports false
 // for anything it leaves to go-fuse, and whether the started request kept
 // bp (a large I/O's data lives there).
-func (l *devLoop) fast(bp *[]byte, n int) (started, kept bool) {
+func (l *devLoop) fast(bp *[]byte, n, fd int) (started, kept bool) {
 	in := (*bp)[:n]
 	h := (*fuse.InHeader)(unsafe.Pointer(&in[0]))
 	write := h.Opcode == opWrite
@@ -340,7 +338,7 @@ func (l *devLoop) fast(bp *[]byte, n int) (started, kept bool) {
 		return false, false // edges, the end of the device: go-fuse's blockIO path
 	}
 	r := l.reqs.Get().(*fastReq)
-	r.io, r.unique, r.write, r.off, r.big = io, h.Unique, write, off, nil
+	r.io, r.unique, r.fd, r.write, r.off, r.big = io, h.Unique, fd, write, off, nil
 	switch {
 	case size <= smallIO:
 		r.buf = r.small[:outHeaderSize+size]
@@ -407,7 +405,7 @@ func (r *fastReq) Complete(err error) {
 		*oh = fuse.OutHeader{Length: uint32(len(r.buf)), Unique: r.unique}
 		reply = r.buf
 	}
-	l.writeReply(reply)
+	l.writeReply(r.fd, reply)
 	r.release()
 	l.busy.Add(-1)
 	l.active.Done()

@@ -193,7 +193,13 @@ func mountDevLoop(mountpoint string, root *Root, opts Options) (*Server, error) 
 		syscall.Close(fd)
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
-	l := newDevLoop(os.NewFile(uintptr(fd), "/dev/fuse"), ps, root, mo.MaxWrite, opts.Logger)
+	nb, err := cloneDev(fd)
+	if err != nil {
+		_ = syscall.Unmount(mountpoint, syscall.MNT_DETACH)
+		syscall.Close(fd)
+		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
+	}
+	l := newDevLoop(os.NewFile(uintptr(fd), "/dev/fuse"), nb, ps, root, mo.MaxWrite, opts.Logger)
 	l.start(cmp.Or(opts.Readers, defaultLoopReaders))
 	srv := &Server{dir: mountpoint, loop: l}
 	if err := pollHack(mountpoint); err != nil {
@@ -201,6 +207,24 @@ func mountDevLoop(mountpoint string, root *Root, opts Options) (*Server, error) 
 		return nil, fmt.Errorf("mount %s: %w", mountpoint, err)
 	}
 	return srv, nil
+}
+
+// fuseDevIocClone is FUSE_DEV_IOC_CLONE, _IOR(229, 0, uint32_t)
+// (linux/fuse.h).
+const fuseDevIocClone = 0x8004e500
+
+// cloneDev opens a second descriptor of fd's FUSE connection, non-blocking
+// (FUSE_DEV_IOC_CLONE, Linux 4.2).
+func cloneDev(fd int) (int, error) {
+	nb, err := syscall.Open("/dev/fuse", syscall.O_RDWR|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return -1, fmt.Errorf("/dev/fuse clone: %w", err)
+	}
+	if err := unix.IoctlSetPointerInt(nb, fuseDevIocClone, fd); err != nil {
+		syscall.Close(nb)
+		return -1, fmt.Errorf("/dev/fuse clone (FUSE_DEV_IOC_CLONE): %w", err)
+	}
+	return nb, nil
 }
 
 // pollHack makes the kernel learn that the filesystem does not poll
