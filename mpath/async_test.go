@@ -140,7 +140,7 @@ func TestStartRoundRobinPerBatch(t *testing.T) {
 	h := p0.Head()
 	var pl plug.Plug
 	reads := func() (n0, n1 uint64) { return p0.Stats().ReadIOs, p1.Stats().ReadIOs }
-	batch := func(n int) (d0, d1 uint64) {
+	batch := func(n int) (on0, on1 uint64) {
 		t.Helper()
 		a0, a1 := reads()
 		for range n {
