@@ -61,7 +61,7 @@ func mapAligned(size uintptr) (unsafe.Pointer, error) {
 	if head := start - a; head > 0 {
 		_ = unix.MunmapPtr(p, head)
 	}
-	if tail := a + size + PageSize - (start + size); tail > 0 {
+	if tail := PageSize - (start - a); tail > 0 {
 		_ = unix.MunmapPtr(unsafe.Add(p, start+size-a), tail)
 	}
 	return unsafe.Add(p, start-a), nil

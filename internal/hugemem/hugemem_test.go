@@ -8,30 +8,8 @@ import (
 	"github.com/mpathfs/mpathfs/internal/hugemem/hugememtest"
 )
 
-// requireTHP skips where the kernel never gives huge pages to advised
-// memory: there is nothing to check then.
-func requireTHP(t *testing.T) {
-	t.Helper()
-	if m := hugememtest.Mode(); m != "always" && m != "madvise" {
-		t.Skipf("transparent huge pages are %q here", m)
-	}
-}
-
-func mapping(t *testing.T, a uintptr) hugememtest.Mapping {
-	t.Helper()
-	ms, err := hugememtest.Mappings(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, ok := hugememtest.Containing(ms, a)
-	if !ok {
-		t.Fatalf("no mapping holds %#x", a)
-	}
-	return m
-}
-
 func TestBufIsAlignedAdvisedAndWhole(t *testing.T) {
-	requireTHP(t)
+	hugememtest.Require(t)
 	const n = 1<<20 + 4176 // a FUSE read buffer for max_write 1 MiB
 	p := Buf(n)
 	b := *p
@@ -49,7 +27,7 @@ func TestBufIsAlignedAdvisedAndWhole(t *testing.T) {
 			t.Fatalf("byte %d reads %d", i, b[i])
 		}
 	}
-	m := mapping(t, addr(b))
+	m := hugememtest.Holding(t, os.Getpid(), addr(b))
 	if m.Start != addr(b) || m.End-m.Start != PageSize {
 		t.Fatalf("mapping %#x-%#x, want one huge page at %#x", m.Start, m.End, addr(b))
 	}
@@ -82,11 +60,11 @@ func TestBufUnmappedWhenUnreachable(t *testing.T) {
 }
 
 func TestAdviseWholeHugePagesInside(t *testing.T) {
-	requireTHP(t)
+	hugememtest.Require(t)
 	b := make([]byte, 5*PageSize)
 	Advise(b)
 	start := (addr(b) + PageSize - 1) &^ (PageSize - 1)
-	m := mapping(t, start)
+	m := hugememtest.Holding(t, os.Getpid(), start)
 	if !m.THPEligible {
 		t.Fatal("the advised range is not eligible for huge pages")
 	}

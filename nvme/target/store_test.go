@@ -10,9 +10,7 @@ import (
 )
 
 func TestRAMStoreOnHugePages(t *testing.T) {
-	if m := hugememtest.Mode(); m != "always" && m != "madvise" {
-		t.Skipf("transparent huge pages are %q here", m)
-	}
+	hugememtest.Require(t)
 	s, err := newRAMStore(8 << 20)
 	if err != nil {
 		t.Fatal(err)
@@ -20,14 +18,7 @@ func TestRAMStoreOnHugePages(t *testing.T) {
 	s.writeAt(make([]byte, 1<<20), 3<<20) // what a 1 MiB write does
 	a := uintptr(unsafe.Pointer(&s.data[0]))
 	inner := (a + hugemem.PageSize - 1) &^ (hugemem.PageSize - 1)
-	ms, err := hugememtest.Mappings(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, ok := hugememtest.Containing(ms, inner+hugemem.PageSize)
-	if !ok {
-		t.Fatal("no mapping holds the namespace's memory")
-	}
+	m := hugememtest.Holding(t, os.Getpid(), inner+hugemem.PageSize)
 	if !m.THPEligible {
 		t.Fatal("a RAM namespace's memory is not eligible for huge pages")
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // Mapping is one VMA of /proc/PID/smaps.
@@ -64,9 +65,40 @@ func Containing(ms []Mapping, addr uintptr) (Mapping, bool) {
 	return Mapping{}, false
 }
 
-// Mode is the system's transparent huge page setting ("always", "madvise"
+// Holding returns the mapping of process pid that holds addr, failing t
+// if there is none.
+func Holding(t testing.TB, pid int, addr uintptr) Mapping {
+	t.Helper()
+	ms, err := Mappings(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := Containing(ms, addr)
+	if !ok {
+		t.Fatalf("no mapping of process %d holds %#x", pid, addr)
+	}
+	return m
+}
+
+// Enabled reports whether the kernel gives advised memory huge pages
+// (transparent_hugepage "always" or "madvise").
+func Enabled() bool {
+	m := mode()
+	return m == "always" || m == "madvise"
+}
+
+// Require skips t where advised memory never gets huge pages: there is
+// nothing to check then.
+func Require(t testing.TB) {
+	t.Helper()
+	if !Enabled() {
+		t.Skipf("transparent huge pages are %q here", mode())
+	}
+}
+
+// mode is the system's transparent huge page setting ("always", "madvise"
 // or "never"), or "" if the kernel has none.
-func Mode() string {
+func mode() string {
 	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
 	if err != nil {
 		return ""
